@@ -1,0 +1,651 @@
+"""Trie-constrained decoding for TIGER: a vectorised catalogue index, a logits processor and a fast beam search.
+
+Everything here works on whole tensors: building the index is a few sorts over the ``[N, L]`` catalogue, and
+each decoding step is a handful of gathers, ``searchsorted`` calls and scatters, with no Python loop over beams,
+items or batch rows (the only loops run over the L <= 5 levels and the decoder layers). CPU and CUDA alike.
+
+This file ships as Hub remote code next to ``modeling_tiger.py``: it imports only torch, transformers and the
+standard library.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from transformers.generation.logits_process import LogitsProcessor
+from transformers.utils import ModelOutput, logging
+
+logger = logging.get_logger(__name__)
+
+# Dense per-level child tables are used while they stay this small (entries); deeper levels use CSR.
+_MAX_DENSE_TABLE_ENTRIES = 1 << 24
+
+
+class CatalogueIndex:
+    r"""
+    Static-shape trie of a catalogue's semantic-ID token sequences.
+
+    A *node at depth t* is a distinct prefix of t tokens that starts at least one catalogue row; nodes of one depth
+    are numbered in the lexicographic order of their prefixes (the root is node 0 of depth 0). Level t's tokens
+    lie in a contiguous id range ``[level_low[t], level_low[t] + level_width[t])`` (one range per level, as in the
+    SemanticIDTokenizer's vocabulary), so a child of a depth-t node is addressed by its *relative* token
+    ``token - level_low[t]``.
+
+    Two representations of the parent -> child relation, both built once:
+
+    - **dense** for the first ``num_dense_levels`` levels: ``dense_child[t]`` is a ``[n_t, level_width[t]]`` table
+      of child node ids (-1 = no such child), so the mask of allowed level-t tokens is one row gather;
+    - **CSR / sorted keys** for deeper levels: the children of all depth-t nodes, sorted by the packed key
+      ``parent * level_width[t] + relative_token``. ``row_ptr[t]`` (``[n_t + 1]``) gives each node's children range,
+      turned into a mask by one scatter; the child reached by a token is found by ``searchsorted`` on the keys.
+
+    Args:
+        catalogue_token_ids (`torch.LongTensor` of shape `(num_items, num_levels)`):
+            Token ids of every catalogue item's semantic ID (row i = item i), e.g. ``tok.catalogue_token_ids()``.
+        vocab_size (`int`):
+            Size of the model's vocabulary; every token id must be smaller.
+        eos_token_id (`int`, *optional*, defaults to 1):
+            Token allowed (alone) once a full semantic ID has been generated. ``None`` allows ``pad_token_id``.
+        pad_token_id (`int`, *optional*, defaults to 0):
+            Padding token, also allowed after the end-of-sequence token (see
+            [`~CatalogueIndex.allowed_tokens_mask`]).
+        num_dense_levels (`int`, *optional*, defaults to 2):
+            How many leading levels use a dense child table (when it has at most 2**24 entries).
+
+    Example:
+
+    ```python
+    >>> import torch
+    >>> from hf_tiger.models.tiger.generation_tiger import CatalogueIndex
+    >>> catalogue = torch.tensor([[5, 9, 12], [5, 10, 12], [6, 9, 12]])
+    >>> index = CatalogueIndex(catalogue, vocab_size=16)
+    >>> index.allowed_tokens_mask(torch.tensor([[5]])).nonzero()[:, 1].tolist()
+    [9, 10]
+    ```
+    """
+
+    def __init__(
+        self,
+        catalogue_token_ids: torch.Tensor,
+        vocab_size: int,
+        eos_token_id: int | None = 1,
+        pad_token_id: int | None = 0,
+        num_dense_levels: int = 2,
+    ):
+        catalogue = torch.as_tensor(catalogue_token_ids).detach().to("cpu", torch.long)
+        if catalogue.dim() != 2 or catalogue.shape[0] == 0 or catalogue.shape[1] == 0:
+            raise ValueError(
+                f"catalogue_token_ids must be a non-empty [num_items, num_levels] tensor, got shape "
+                f"{tuple(catalogue.shape)}"
+            )
+        if int(catalogue.min()) < 0 or int(catalogue.max()) >= vocab_size:
+            raise ValueError(
+                f"catalogue_token_ids must lie in [0, vocab_size={vocab_size}), got values in "
+                f"[{int(catalogue.min())}, {int(catalogue.max())}]"
+            )
+        if num_dense_levels < 0:
+            raise ValueError(f"num_dense_levels must be >= 0, got {num_dense_levels}")
+        self.vocab_size = int(vocab_size)
+        self.eos_token_id = None if eos_token_id is None else int(eos_token_id)
+        self.pad_token_id = None if pad_token_id is None else int(pad_token_id)
+        self.num_items, self.num_levels = catalogue.shape
+        self.level_low = [int(v) for v in catalogue.min(dim=0).values]
+        self.level_width = [int(v) for v in (catalogue.max(dim=0).values + 1 - catalogue.min(dim=0).values)]
+        relative = catalogue - torch.tensor(self.level_low)
+
+        self.num_nodes = [1]  # depth 0: the root
+        self.child_keys: list[torch.Tensor] = []  # [n_{t+1}] sorted packed keys parent * W_t + relative token
+        self.child_token: list[torch.Tensor] = []  # [n_{t+1}] relative token of each depth-(t+1) node
+        self.row_ptr: list[torch.Tensor] = []  # [n_t + 1] children range of each depth-t node
+        self.max_children: list[int] = []
+        self.dense_child: list[torch.Tensor | None] = []  # [n_t, W_t] child node id or -1
+        node_of_row = torch.zeros(self.num_items, dtype=torch.long)
+        for t in range(self.num_levels):
+            width = self.level_width[t]
+            keys = node_of_row * width + relative[:, t]
+            unique_keys, node_of_row = torch.unique(keys, sorted=True, return_inverse=True)
+            parents = unique_keys // width
+            row_ptr = torch.searchsorted(unique_keys, torch.arange(self.num_nodes[t] + 1) * width)
+            self.child_keys.append(unique_keys)
+            self.child_token.append(unique_keys % width)
+            self.row_ptr.append(row_ptr)
+            self.max_children.append(int((row_ptr[1:] - row_ptr[:-1]).max()))
+            if t < num_dense_levels and self.num_nodes[t] * width <= _MAX_DENSE_TABLE_ENTRIES:
+                table = torch.full((self.num_nodes[t], width), -1, dtype=torch.long)
+                table[parents, unique_keys % width] = torch.arange(len(unique_keys))
+                self.dense_child.append(table)
+            else:
+                self.dense_child.append(None)
+            self.num_nodes.append(len(unique_keys))
+        # leaf (depth-L node) -> first catalogue row holding that semantic ID
+        leaf_to_row = torch.full((self.num_nodes[-1],), self.num_items, dtype=torch.long)
+        leaf_to_row.scatter_reduce_(0, node_of_row, torch.arange(self.num_items), reduce="amin")
+        self.leaf_to_row = leaf_to_row
+        if self.num_nodes[-1] < self.num_items:
+            logger.warning(
+                f"The catalogue holds {self.num_items - self.num_nodes[-1]} duplicate semantic IDs; decoding "
+                "returns each semantic ID once, mapped to its first catalogue row."
+            )
+        self.device = torch.device("cpu")
+
+    # ----------------------------------------------------------------------------------------------------------
+    def to(self, device: torch.device | str) -> CatalogueIndex:
+        """Returns a copy of the index whose tensors live on `device` (self if already there)."""
+        device = torch.device(device)
+        if device == self.device:
+            return self
+        new = object.__new__(CatalogueIndex)
+        new.__dict__.update(self.__dict__)
+        for name in ("child_keys", "child_token", "row_ptr", "dense_child"):
+            setattr(new, name, [None if x is None else x.to(device) for x in getattr(self, name)])
+        new.leaf_to_row = self.leaf_to_row.to(device)
+        new.device = device
+        return new
+
+    def child(self, depth: int, node: torch.Tensor, relative_token: torch.Tensor) -> torch.Tensor:
+        """
+        Node reached from depth-`depth` nodes by one level-`depth` token.
+
+        Args:
+            depth (`int`): depth of `node`, in ``[0, num_levels)``.
+            node (`torch.LongTensor` of any shape): node ids at that depth (-1 = invalid prefix).
+            relative_token (`torch.LongTensor`, same shape): ``token - level_low[depth]`` (any value; out of range
+                means "not a child").
+
+        Returns:
+            `torch.LongTensor` of the same shape: depth-(depth+1) node ids, -1 where there is no such child.
+        """
+        width = self.level_width[depth]
+        valid = (node >= 0) & (relative_token >= 0) & (relative_token < width)
+        node_c = node.clamp(min=0)
+        token_c = relative_token.clamp(0, width - 1)
+        table = self.dense_child[depth]
+        if table is not None:
+            child = table[node_c, token_c]
+        else:
+            keys = self.child_keys[depth]
+            packed = node_c * width + token_c
+            pos = torch.searchsorted(keys, packed.reshape(-1)).reshape(packed.shape).clamp(max=len(keys) - 1)
+            child = torch.where(keys[pos] == packed, pos, -1)
+        return torch.where(valid, child, -1)
+
+    def children_mask(self, depth: int, node: torch.Tensor) -> torch.Tensor:
+        """
+        Which level-`depth` tokens extend each depth-`depth` node to a catalogue prefix.
+
+        Args:
+            depth (`int`): depth of `node`, in ``[0, num_levels)``.
+            node (`torch.LongTensor` of shape `(*)`): node ids (-1 = invalid prefix -> all False).
+
+        Returns:
+            `torch.BoolTensor` of shape `(*, level_width[depth])`, indexed by relative token.
+        """
+        width = self.level_width[depth]
+        valid = node >= 0
+        node_c = node.clamp(min=0)
+        table = self.dense_child[depth]
+        if table is not None:
+            return (table[node_c] >= 0) & valid[..., None]
+        start = self.row_ptr[depth][node_c]
+        end = self.row_ptr[depth][node_c + 1]
+        slots = start[..., None] + torch.arange(self.max_children[depth], device=node.device)
+        in_range = (slots < end[..., None]) & valid[..., None]
+        tokens = self.child_token[depth][slots.clamp(max=len(self.child_token[depth]) - 1)]
+        tokens = torch.where(in_range, tokens, width)  # spill column, dropped below
+        mask = torch.zeros((*node.shape, width + 1), dtype=torch.bool, device=node.device)
+        mask.scatter_(-1, tokens, True)
+        return mask[..., :width]
+
+    def prefix_nodes(self, prefix: torch.Tensor) -> torch.Tensor:
+        """
+        Walks the trie along token prefixes.
+
+        Args:
+            prefix (`torch.LongTensor` of shape `(R, t)`): generated tokens (no decoder start token), t <= num_levels.
+
+        Returns:
+            `torch.LongTensor` of shape `(R,)`: the depth-t node of each prefix, -1 if it starts no catalogue item.
+        """
+        node = torch.zeros(prefix.shape[0], dtype=torch.long, device=prefix.device)
+        for depth in range(min(prefix.shape[1], self.num_levels)):
+            node = self.child(depth, node, prefix[:, depth] - self.level_low[depth])
+        return node
+
+    def allowed_tokens_mask(self, prefix: torch.Tensor, vocab_size: int | None = None) -> torch.Tensor:
+        """
+        Tokens that may follow each generated prefix.
+
+        - ``t < num_levels`` tokens generated: the level-t tokens that extend the prefix to a catalogue prefix;
+        - exactly ``num_levels``: only ``eos_token_id`` (``pad_token_id`` if it is None), the item is complete;
+        - more than ``num_levels`` (after EOS, e.g. padding of finished rows): ``eos_token_id`` and ``pad_token_id``;
+        - a prefix that does not start any catalogue item: nothing (an all-False row). Beam search never selects
+          such rows (their scores become -inf); they only appear as filler when fewer valid continuations exist
+          than the search keeps.
+
+        Args:
+            prefix (`torch.LongTensor` of shape `(R, t)`): generated tokens, without the decoder start token.
+            vocab_size (`int`, *optional*): width of the returned mask (defaults to the index's vocabulary size;
+                may be larger, e.g. for a padded embedding matrix).
+
+        Returns:
+            `torch.BoolTensor` of shape `(R, vocab_size)`.
+        """
+        vocab_size = self.vocab_size if vocab_size is None else int(vocab_size)
+        num_rows, t = prefix.shape
+        prefix = prefix.to(self.device)
+        node = self.prefix_nodes(prefix)
+        mask = torch.zeros((num_rows, vocab_size), dtype=torch.bool, device=prefix.device)
+        if t < self.num_levels:
+            low, width = self.level_low[t], self.level_width[t]
+            mask[:, low : low + width] = self.children_mask(t, node)
+        else:
+            end_tokens = [self.eos_token_id if self.eos_token_id is not None else self.pad_token_id]
+            if t > self.num_levels and self.pad_token_id is not None:
+                end_tokens.append(self.pad_token_id)
+            for token in end_tokens:
+                if token is not None:
+                    mask[:, token] = node >= 0
+        return mask
+
+
+class TrieConstrainedLogitsProcessor(LogitsProcessor):
+    r"""
+    [`LogitsProcessor`] that restricts generation to the semantic IDs of a catalogue.
+
+    At each step it sets to ``-inf`` the score of every token that would make the generated prefix leave the
+    catalogue's trie: at level t only the level-t codes that some item with the same first t codes has survive.
+    Once a full semantic ID is generated only the end-of-sequence token survives (see
+    [`CatalogueIndex.allowed_tokens_mask`] for the exact rule, including invalid prefixes). This is what makes
+    every sequence beam search returns a real item, and -- because beams hold distinct prefixes -- the
+    `num_return_sequences` results of one input distinct items.
+
+    The mask comes from a [`CatalogueIndex`]: a few vectorised gathers per step, no Python loop over beams.
+    Scores are only masked, never renormalised, exactly like transformers' `PrefixConstrainedLogitsProcessor`.
+
+    Args:
+        catalogue (`CatalogueIndex` or `torch.LongTensor` of shape `(num_items, num_levels)`):
+            The index, or the catalogue's token ids to build it from.
+        vocab_size (`int`, *optional*):
+            Needed when `catalogue` is a tensor.
+        prompt_length (`int`, *optional*, defaults to 1):
+            Number of leading tokens of `input_ids` that are not generated semantic-ID tokens (the decoder start
+            token of an encoder-decoder model).
+        eos_token_id (`int`, *optional*, defaults to 1), pad_token_id (`int`, *optional*, defaults to 0):
+            Passed to [`CatalogueIndex`] when `catalogue` is a tensor.
+
+    Example:
+
+    ```python
+    >>> import torch
+    >>> from hf_tiger.models.tiger.generation_tiger import TrieConstrainedLogitsProcessor
+    >>> processor = TrieConstrainedLogitsProcessor(torch.tensor([[5, 9], [6, 8]]), vocab_size=12)
+    >>> scores = processor(torch.tensor([[0, 6]]), torch.zeros(1, 12))
+    >>> torch.isfinite(scores).nonzero()[:, 1].tolist()
+    [8]
+    ```
+    """
+
+    def __init__(
+        self,
+        catalogue: CatalogueIndex | torch.Tensor,
+        vocab_size: int | None = None,
+        prompt_length: int = 1,
+        eos_token_id: int | None = 1,
+        pad_token_id: int | None = 0,
+    ):
+        if isinstance(catalogue, CatalogueIndex):
+            self.index = catalogue
+        else:
+            if vocab_size is None:
+                raise ValueError("vocab_size is required when building the processor from a catalogue tensor")
+            self.index = CatalogueIndex(catalogue, vocab_size, eos_token_id=eos_token_id, pad_token_id=pad_token_id)
+        if prompt_length < 0:
+            raise ValueError(f"prompt_length must be >= 0, got {prompt_length}")
+        self.prompt_length = prompt_length
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        """
+        Args:
+            input_ids (`torch.LongTensor` of shape `(batch_size * num_beams, sequence_length)`): tokens so far.
+            scores (`torch.FloatTensor` of shape `(batch_size * num_beams, vocab_size)`): next-token scores.
+
+        Returns:
+            `torch.FloatTensor` of the same shape: `scores` with disallowed tokens set to ``-inf``.
+        """
+        if self.index.device != scores.device:
+            self.index = self.index.to(scores.device)
+        mask = self.index.allowed_tokens_mask(input_ids[:, self.prompt_length :], vocab_size=scores.shape[-1])
+        return scores.masked_fill(~mask, -math.inf)
+
+
+def catalogue_index_for(
+    catalogue_token_ids: torch.Tensor,
+    vocab_size: int,
+    eos_token_id: int | None = 1,
+    pad_token_id: int | None = 0,
+    cache_owner: object | None = None,
+) -> CatalogueIndex:
+    """
+    Builds a [`CatalogueIndex`] on the catalogue's device, reusing the one cached on `cache_owner` (e.g. the model)
+    as long as the catalogue tensor is the same object, unmodified, on the same device.
+
+    Args:
+        catalogue_token_ids (`torch.LongTensor` of shape `(num_items, num_levels)`): the catalogue.
+        vocab_size (`int`): the model's vocabulary size.
+        eos_token_id (`int`, *optional*, defaults to 1), pad_token_id (`int`, *optional*, defaults to 0): special ids.
+        cache_owner (`object`, *optional*): object holding the cache in its ``_tiger_catalogue_index`` attribute.
+    """
+    key = (
+        id(catalogue_token_ids),
+        catalogue_token_ids.data_ptr(),
+        getattr(catalogue_token_ids, "_version", 0),
+        tuple(catalogue_token_ids.shape),
+        str(catalogue_token_ids.device),
+        vocab_size,
+        eos_token_id,
+        pad_token_id,
+    )
+    cached = getattr(cache_owner, "_tiger_catalogue_index", None) if cache_owner is not None else None
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    index = CatalogueIndex(catalogue_token_ids, vocab_size, eos_token_id=eos_token_id, pad_token_id=pad_token_id)
+    index = index.to(catalogue_token_ids.device)
+    if cache_owner is not None:
+        object.__setattr__(cache_owner, "_tiger_catalogue_index", (key, index))
+    return index
+
+
+# ======================================================================================================================
+# Fast beam search (issue 7)
+# ======================================================================================================================
+
+
+@dataclass
+class TigerBeamSearchOutput(ModelOutput):
+    """
+    Output of [`tiger_beam_search`].
+
+    Args:
+        sequences (`torch.LongTensor` of shape `(batch_size * num_return_sequences, 1 + num_levels)`):
+            Decoder start token followed by the semantic-ID tokens, best first per input (as `generate()` returns
+            them). Rows beyond the number of items the catalogue can offer are filled with `pad_token_id`.
+        sequences_scores (`torch.FloatTensor` of shape `(batch_size * num_return_sequences,)`):
+            Sum of the generated tokens' log-probabilities divided by ``generated_length ** length_penalty``
+            (transformers' beam score); ``-inf`` for padding rows.
+        catalogue_indices (`torch.LongTensor` of shape `(batch_size, num_return_sequences)`):
+            Catalogue row of each result, -1 for padding rows.
+    """
+
+    sequences: torch.LongTensor | None = None
+    sequences_scores: torch.FloatTensor | None = None
+    catalogue_indices: torch.LongTensor | None = None
+
+
+def _clamp_fp16(hidden_states: torch.Tensor) -> torch.Tensor:
+    # Same guard as T5Block: keep fp16 activations finite.
+    if hidden_states.dtype != torch.float16:
+        return hidden_states
+    max_value = torch.finfo(torch.float16).max
+    clamp_value = torch.where(torch.isinf(hidden_states).any(), max_value - 1000, max_value)
+    return torch.clamp(hidden_states, min=-clamp_value, max=clamp_value)
+
+
+class _T5BeamDecoder:
+    """
+    Incremental T5 decoder for beams that share one encoder output.
+
+    Reuses the model's own modules (embedding, layer norms, q/k/v/o projections, relative position bias of the
+    first layer, feed-forward sub-layers, lm_head); only the two attention products are written out, so that:
+
+    - cross-attention keys/values are projected once per input, ``[B, H, S, d]``, and the beams of an input are the
+      *query* axis of one matmul ``[B, H, K, d] @ [B, H, d, S]`` (shared by broadcast: no copy, no reorder);
+    - self-attention keys/values are a small ``[B, K, H, t, d]`` cache (t <= num_levels + 1) gathered along the beam
+      axis when beams are re-ranked.
+    """
+
+    def __init__(self, model: nn.Module, encoder_hidden_states: torch.Tensor, encoder_attention_mask):
+        decoder = model.get_decoder()
+        config = model.config
+        self.model = model
+        self.decoder = decoder
+        self.blocks = list(decoder.block)
+        first_attention = self.blocks[0].layer[0].SelfAttention
+        self.num_heads = first_attention.n_heads
+        self.head_dim = first_attention.key_value_proj_dim
+        self.relative_attention = first_attention if first_attention.has_relative_attention_bias else None
+        self.scale_output = getattr(config, "scale_decoder_outputs", getattr(config, "tie_word_embeddings", True))
+        self.model_dim = config.d_model
+        self.lm_head = model.get_output_embeddings()
+
+        batch_size, source_length, _ = encoder_hidden_states.shape
+        dtype = encoder_hidden_states.dtype
+        self.cross_keys, self.cross_values = [], []
+        for block in self.blocks:
+            attention = block.layer[1].EncDecAttention
+            shape = (batch_size, source_length, self.num_heads, self.head_dim)
+            self.cross_keys.append(attention.k(encoder_hidden_states).view(shape).transpose(1, 2))
+            self.cross_values.append(attention.v(encoder_hidden_states).view(shape).transpose(1, 2))
+        if encoder_attention_mask is None:
+            self.cross_bias = None
+        else:
+            keep = encoder_attention_mask.to(torch.bool)[:, None, None, :]  # [B, 1, 1, S]
+            self.cross_bias = torch.zeros(keep.shape, dtype=dtype, device=keep.device).masked_fill(
+                ~keep, torch.finfo(dtype).min
+            )
+        self.self_keys: list[torch.Tensor | None] = [None] * len(self.blocks)
+        self.self_values: list[torch.Tensor | None] = [None] * len(self.blocks)
+        self.length = 0
+
+    def step(self, tokens: torch.Tensor) -> torch.Tensor:
+        """
+        Args:
+            tokens (`torch.LongTensor` of shape `(B, K)`): the newest token of each beam.
+
+        Returns:
+            `torch.FloatTensor` of shape `(B, K, V)`: float32 next-token log-probabilities.
+        """
+        batch_size, num_beams = tokens.shape
+        heads, head_dim = self.num_heads, self.head_dim
+        self.length += 1
+        hidden = self.decoder.dropout(self.decoder.embed_tokens(tokens))  # [B, K, D]
+        if self.relative_attention is not None:
+            bias = self.relative_attention.compute_bias(
+                1, self.length, device=tokens.device, past_seen_tokens=self.length - 1
+            )  # [1, H, 1, t]
+            position_bias = bias.view(1, 1, heads, self.length).to(hidden.dtype)
+        else:
+            position_bias = None
+        for i, block in enumerate(self.blocks):
+            # self-attention over this beam's own (short) history
+            layer = block.layer[0]
+            attention = layer.SelfAttention
+            normed = layer.layer_norm(hidden)
+            query = attention.q(normed).view(batch_size, num_beams, heads, 1, head_dim)
+            key = attention.k(normed).view(batch_size, num_beams, heads, 1, head_dim)
+            value = attention.v(normed).view(batch_size, num_beams, heads, 1, head_dim)
+            if self.self_keys[i] is not None:
+                key = torch.cat((self.self_keys[i], key), dim=3)
+                value = torch.cat((self.self_values[i], value), dim=3)
+            self.self_keys[i], self.self_values[i] = key, value
+            scores = torch.matmul(query, key.transpose(-1, -2)).squeeze(-2)  # [B, K, H, t]
+            scores = scores * getattr(attention, "scaling", 1.0)
+            if position_bias is not None:
+                scores = scores + position_bias
+            weights = torch.softmax(scores, dim=-1)
+            context = torch.matmul(weights.unsqueeze(-2), value).reshape(batch_size, num_beams, heads * head_dim)
+            hidden = _clamp_fp16(hidden + layer.dropout(attention.o(context)))
+
+            # cross-attention: the K beams of an input are K queries against its shared keys/values
+            layer = block.layer[1]
+            attention = layer.EncDecAttention
+            normed = layer.layer_norm(hidden)
+            query = attention.q(normed).view(batch_size, num_beams, heads, head_dim).transpose(1, 2)  # [B,H,K,d]
+            scores = torch.matmul(query, self.cross_keys[i].transpose(-1, -2))  # [B, H, K, S]
+            scores = scores * getattr(attention, "scaling", 1.0)
+            if self.cross_bias is not None:
+                scores = scores + self.cross_bias
+            weights = torch.softmax(scores, dim=-1)
+            context = torch.matmul(weights, self.cross_values[i])  # [B, H, K, d]
+            context = context.transpose(1, 2).reshape(batch_size, num_beams, heads * head_dim)
+            hidden = _clamp_fp16(hidden + layer.dropout(attention.o(context)))
+
+            hidden = _clamp_fp16(block.layer[-1](hidden))
+        hidden = self.decoder.dropout(self.decoder.final_layer_norm(hidden))
+        if self.scale_output:
+            hidden = hidden * (self.model_dim**-0.5)
+        logits = self.lm_head(hidden)
+        return torch.log_softmax(logits.float(), dim=-1)
+
+    def reorder(self, parents: torch.Tensor) -> None:
+        """Keeps, for each new beam, the self-attention cache of its parent. `parents`: `(B, K_new)` beam indices."""
+        index = parents[:, :, None, None, None]
+        for i in range(len(self.blocks)):
+            self.self_keys[i] = torch.take_along_dim(self.self_keys[i], index, dim=1)
+            self.self_values[i] = torch.take_along_dim(self.self_values[i], index, dim=1)
+
+
+@torch.no_grad()
+def tiger_beam_search(
+    model: nn.Module,
+    input_ids: torch.LongTensor | None = None,
+    attention_mask: torch.Tensor | None = None,
+    *,
+    index: CatalogueIndex,
+    num_beams: int = 20,
+    num_return_sequences: int | None = None,
+    length_penalty: float = 1.0,
+    append_eos: bool = False,
+    encoder_outputs=None,
+    decoder_start_token_id: int | None = None,
+    pad_token_id: int | None = None,
+) -> TigerBeamSearchOutput:
+    r"""
+    Trie-constrained beam search for a T5 encoder-decoder, specialised to fixed-length semantic IDs.
+
+    Gives the same results as `model.generate(..., num_beams=num_beams, max_new_tokens=num_levels,
+    logits_processor=[TrieConstrainedLogitsProcessor(index)], do_sample=False)` -- same items in the same order,
+    same `sequences_scores` up to float rounding -- but much faster:
+
+    - the encoder runs once per input, and each decoder layer projects the encoder output to cross-attention
+      keys/values once per input; the beams of an input share them by broadcast (no copies, no reordering);
+    - the self-attention cache holds only the few generated levels and is gathered along the beam axis;
+    - step 0 decodes one row per input and keeps the best ``min(num_beams, #valid first codes)`` first codes;
+    - each step ranks only the current level's allowed tokens (a ``[B, K, level_width]`` slice masked by the
+      trie index) instead of the whole vocabulary.
+
+    Scoring is transformers' beam scoring: each step adds the float32 ``log_softmax`` over the full vocabulary
+    (masked, not renormalised); the final score is ``sum / generated_length ** length_penalty`` with
+    ``generated_length = num_levels`` (``+ 1`` with `append_eos`), the decoder start token not counted. As every
+    hypothesis has the same length, the length penalty rescales scores without changing the ranking.
+
+    Differences from transformers, by design: when an input's trie offers fewer than `num_return_sequences`
+    items, the missing rows are padding (`pad_token_id` tokens, score ``-inf``, catalogue index -1) instead of
+    transformers' duplicated filler hypotheses with scores around -1e9. Other logits processors, sampling and
+    `min_length`-style constraints are not supported (use transformers' beam search for those).
+
+    Args:
+        model (`T5ForConditionalGeneration`-like):
+            Provides `get_encoder()`, `get_decoder()` (a `T5Stack`), `get_output_embeddings()` and `config`.
+        input_ids (`torch.LongTensor` of shape `(batch_size, source_length)`, *optional*):
+            Encoder input ids (ignored when `encoder_outputs` is given).
+        attention_mask (`torch.Tensor` of shape `(batch_size, source_length)`, *optional*):
+            1 for real tokens, 0 for padding.
+        index (`CatalogueIndex`):
+            The catalogue trie (moved to the model's device if needed).
+        num_beams (`int`, *optional*, defaults to 20):
+            Beam width.
+        num_return_sequences (`int`, *optional*, defaults to `num_beams`):
+            Results per input, at most `num_beams`.
+        length_penalty (`float`, *optional*, defaults to 1.0):
+            Exponent of the generated length in the final score.
+        append_eos (`bool`, *optional*, defaults to False):
+            Generate `eos_token_id` after the semantic ID (one more decoder step, whose log-probability is added),
+            i.e. match `generate(max_new_tokens=num_levels + 1)`.
+        encoder_outputs (`ModelOutput` or `tuple`, *optional*):
+            Precomputed encoder outputs (first element: `(batch_size, source_length, d_model)` hidden states).
+        decoder_start_token_id (`int`, *optional*), pad_token_id (`int`, *optional*):
+            Default to the model config's values.
+
+    Returns:
+        [`TigerBeamSearchOutput`].
+    """
+    config = model.config
+    if decoder_start_token_id is None:
+        decoder_start_token_id = config.decoder_start_token_id
+    if decoder_start_token_id is None:
+        decoder_start_token_id = config.pad_token_id
+    if pad_token_id is None:
+        pad_token_id = config.pad_token_id if config.pad_token_id is not None else 0
+    num_return_sequences = num_beams if num_return_sequences is None else num_return_sequences
+    if num_beams < 1 or not 1 <= num_return_sequences <= num_beams:
+        raise ValueError(
+            f"need num_beams >= 1 and 1 <= num_return_sequences <= num_beams, got num_beams={num_beams}, "
+            f"num_return_sequences={num_return_sequences}"
+        )
+    if append_eos and index.eos_token_id is None:
+        raise ValueError("append_eos=True needs an index with an eos_token_id")
+
+    if encoder_outputs is None:
+        if input_ids is None:
+            raise ValueError("pass input_ids or encoder_outputs")
+        encoder_outputs = model.get_encoder()(input_ids=input_ids, attention_mask=attention_mask, return_dict=True)
+    encoder_hidden_states = encoder_outputs[0]
+    device = encoder_hidden_states.device
+    batch_size = encoder_hidden_states.shape[0]
+    if index.device != device:
+        index = index.to(device)
+
+    decoder = _T5BeamDecoder(model, encoder_hidden_states, attention_mask)
+    num_steps = index.num_levels + int(append_eos)
+    tokens = torch.full((batch_size, 1), decoder_start_token_id, dtype=torch.long, device=device)
+    node = torch.zeros((batch_size, 1), dtype=torch.long, device=device)  # depth-0 node: the root
+    beam_scores = torch.zeros((batch_size, 1), dtype=torch.float32, device=device)
+    generated = torch.empty((batch_size, 1, 0), dtype=torch.long, device=device)
+    for step in range(num_steps):
+        log_probs = decoder.step(tokens)  # [B, K, V]
+        if step < index.num_levels:
+            low, width = index.level_low[step], index.level_width[step]
+            allowed = index.children_mask(step, node)  # [B, K, W]
+            keep = min(num_beams, index.num_nodes[step + 1])
+        else:  # the end-of-sequence step: one continuation per live beam
+            low, width = index.eos_token_id, 1
+            allowed = (node >= 0)[..., None]
+            keep = node.shape[1]
+        candidates = beam_scores[..., None] + log_probs[..., low : low + width]
+        candidates = candidates.masked_fill(~allowed, -math.inf).view(batch_size, -1)
+        beam_scores, flat = candidates.topk(keep, dim=-1)  # [B, keep], sorted
+        parents = torch.div(flat, width, rounding_mode="floor")
+        relative = flat - parents * width
+        parent_node = node.gather(1, parents)
+        if step < index.num_levels:
+            node = index.child(step, parent_node, relative)
+        else:
+            node = parent_node
+        node = torch.where(torch.isfinite(beam_scores), node, -1)
+        tokens = relative + low
+        generated = torch.cat((torch.take_along_dim(generated, parents[..., None], dim=1), tokens[..., None]), -1)
+        if step + 1 < num_steps:
+            decoder.reorder(parents)
+
+    num_kept = beam_scores.shape[1]
+    scores = beam_scores / (num_steps**length_penalty)
+    alive = node >= 0
+    rows = torch.where(alive, index.leaf_to_row[node.clamp(min=0)], -1)
+    scores = scores.masked_fill(~alive, -math.inf)
+    generated = generated.masked_fill(~alive[..., None], pad_token_id)
+    if num_kept < num_return_sequences:
+        missing = num_return_sequences - num_kept
+        generated = torch.cat((generated, generated.new_full((batch_size, missing, num_steps), pad_token_id)), 1)
+        scores = torch.cat((scores, scores.new_full((batch_size, missing), -math.inf)), 1)
+        rows = torch.cat((rows, rows.new_full((batch_size, missing), -1)), 1)
+    generated = generated[:, :num_return_sequences]
+    start = generated.new_full((batch_size, num_return_sequences, 1), decoder_start_token_id)
+    sequences = torch.cat((start, generated), dim=-1).view(batch_size * num_return_sequences, 1 + num_steps)
+    return TigerBeamSearchOutput(
+        sequences=sequences,
+        sequences_scores=scores[:, :num_return_sequences].reshape(-1),
+        catalogue_indices=rows[:, :num_return_sequences],
+    )
