@@ -4,3 +4,16 @@ This file holds the public names and the Auto* registration, nothing else.
 """
 
 __version__ = "0.1.0"
+
+# --- tiger (stage 2: semantic-ID tokenizer + generative retrieval model) ---
+from transformers import AutoConfig as _AutoConfig  # noqa: E402
+from transformers import AutoTokenizer as _AutoTokenizer  # noqa: E402
+
+from .models.tiger import SemanticIDTokenizer, TigerConfig  # noqa: E402
+
+_AutoConfig.register("tiger", TigerConfig, exist_ok=True)
+_AutoTokenizer.register(TigerConfig, tokenizer_class=SemanticIDTokenizer, exist_ok=True)
+# auto_map + model files copied on save_pretrained, so saved folders load with trust_remote_code=True.
+TigerConfig.register_for_auto_class("AutoConfig")
+SemanticIDTokenizer.register_for_auto_class("AutoTokenizer")
+# --- end tiger ---

@@ -1,0 +1,158 @@
+"""TigerConfig: T5 hyperparameters plus the semantic-ID vocabulary layout and the catalogue size.
+
+This file ships as Hub remote code: it imports only transformers and the standard library.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from transformers import T5Config
+from transformers.utils import logging
+
+logger = logging.get_logger(__name__)
+
+NUM_SPECIAL_TOKENS = 3  # <pad> = 0 (decoder start), </s> = 1, <unk> = 2; see tokenization_tiger.py
+
+
+class TigerConfig(T5Config):
+    r"""
+    Configuration of [`TigerForConditionalGeneration`]: a T5 encoder-decoder over semantic-ID tokens.
+
+    Defaults follow the TIGER paper (Rajput et al., 2023): 4 encoder and 4 decoder layers, 6 heads of
+    dimension 64, model width 128, feed-forward 1024, dropout 0.1. Build it from a tokenizer with
+    [`TigerConfig.from_tokenizer`] so that the vocabulary layout matches.
+
+    Args:
+        num_levels (`int`, *optional*):
+            Semantic-ID levels including the collision level; defaults to `len(codebook_sizes)` (or 4).
+        codebook_sizes (`list[int]`, *optional*, defaults to `[256] * num_levels`):
+            Codebook size of each level (collision level last).
+        level_offsets (`list[int]`, *optional*):
+            Token id of code 0 of each level; defaults to consecutive ranges after the special and user tokens.
+        num_user_buckets (`int`, *optional*, defaults to 2000): number of hashed user tokens.
+        catalogue_size (`int`, *optional*, defaults to 0):
+            Rows of the model's `catalogue` buffer (kept in sync by `set_catalogue`, so `from_pretrained` builds
+            a buffer of the right shape).
+        max_history (`int`, *optional*, defaults to 20): most recent history items the model is fed.
+        default_num_beams (`int`, *optional*, defaults to 20): beams used by `recommend` when not given.
+        vocab_size (`int`, *optional*, defaults to 0): 0 means the end of the last level's token range.
+        decoder_start_token_id (`int`, *optional*, defaults to 0): `<pad>`, as in T5.
+        kwargs: any [`T5Config`] argument (`d_model`, `num_layers`, `num_heads`, `d_ff`, `dropout_rate`, ...).
+
+    Example:
+
+    ```python
+    >>> from hf_tiger import TigerConfig
+    >>> config = TigerConfig(codebook_sizes=[8, 8, 4], num_user_buckets=10, d_model=32, num_layers=2)
+    >>> config.vocab_size, config.level_offsets
+    (33, [13, 21, 29])
+    ```
+    """
+
+    model_type = "tiger"
+
+    vocab_size: int = 0  # 0 = derive from the level ranges (T5's strict typing forbids None)
+    d_model: int = 128
+    d_kv: int = 64
+    d_ff: int = 1024
+    num_layers: int = 4
+    num_heads: int = 6
+    dropout_rate: float | int = 0.1
+    decoder_start_token_id: int | None = 0
+    num_levels: int | None = None
+    codebook_sizes: list[int] | None = None
+    level_offsets: list[int] | None = None
+    num_user_buckets: int = 2000
+    catalogue_size: int = 0
+    max_history: int = 20
+    default_num_beams: int = 20
+
+    def __post_init__(self, **kwargs):
+        if self.codebook_sizes is None:
+            self.codebook_sizes = [256] * (self.num_levels if self.num_levels is not None else 4)
+        self.codebook_sizes = [int(s) for s in self.codebook_sizes]
+        if self.num_levels is None:
+            self.num_levels = len(self.codebook_sizes)
+        if self.level_offsets is None:
+            offsets, start = [], NUM_SPECIAL_TOKENS + int(self.num_user_buckets)
+            for size in self.codebook_sizes:
+                offsets.append(start)
+                start += size
+            self.level_offsets = offsets
+        self.level_offsets = [int(o) for o in self.level_offsets]
+        if not self.vocab_size:
+            self.vocab_size = max(o + s for o, s in zip(self.level_offsets, self.codebook_sizes))
+        super().__post_init__(**kwargs)
+        self._validate_tiger()
+
+    def _validate_tiger(self) -> None:
+        if self.num_levels < 1:
+            raise ValueError(f"num_levels must be >= 1, got {self.num_levels}")
+        if len(self.codebook_sizes) != self.num_levels:
+            raise ValueError(
+                f"codebook_sizes has {len(self.codebook_sizes)} entries but num_levels={self.num_levels}"
+            )
+        if any(s < 1 for s in self.codebook_sizes):
+            raise ValueError(f"codebook_sizes must all be >= 1, got {self.codebook_sizes}")
+        if len(self.level_offsets) != self.num_levels:
+            raise ValueError(
+                f"level_offsets has {len(self.level_offsets)} entries but num_levels={self.num_levels}"
+            )
+        ranges = sorted(
+            (o, o + s, level) for level, (o, s) in enumerate(zip(self.level_offsets, self.codebook_sizes))
+        )
+        for (_, end, level), (start, _, next_level) in zip(ranges, ranges[1:]):
+            if start < end:
+                raise ValueError(
+                    f"level_offsets: the token ranges of levels {level} and {next_level} overlap"
+                )
+        if ranges[0][0] < 0 or ranges[-1][1] > self.vocab_size:
+            raise ValueError(
+                f"vocab_size={self.vocab_size} does not hold the level token ranges (level_offsets="
+                f"{self.level_offsets}, codebook_sizes={self.codebook_sizes})"
+            )
+        for name in ("pad_token_id", "eos_token_id", "decoder_start_token_id"):
+            value = getattr(self, name, None)
+            if isinstance(value, int) and any(start <= value < end for start, end, _ in ranges):
+                raise ValueError(f"{name}={value} falls inside a semantic-ID token range")
+        for name, minimum in (
+            ("num_user_buckets", 0),
+            ("catalogue_size", 0),
+            ("max_history", 1),
+            ("default_num_beams", 1),
+        ):
+            if int(getattr(self, name)) < minimum:
+                raise ValueError(f"{name} must be >= {minimum}, got {getattr(self, name)}")
+
+    @classmethod
+    def from_tokenizer(cls, tokenizer: Any, **kwargs) -> TigerConfig:
+        """Config whose vocabulary layout and catalogue size match a `SemanticIDTokenizer`.
+
+        Args:
+            tokenizer ([`SemanticIDTokenizer`]): the tokenizer the model will be trained with.
+            kwargs: T5 sizes (`d_model`, `num_layers`, `num_heads`, `d_ff`, ...) and other config fields.
+
+        Returns:
+            [`TigerConfig`]
+        """
+        layout = {
+            "vocab_size": len(tokenizer),
+            "pad_token_id": tokenizer.pad_token_id,
+            "eos_token_id": tokenizer.eos_token_id,
+            "decoder_start_token_id": tokenizer.pad_token_id,
+            "num_levels": tokenizer.num_levels,
+            "codebook_sizes": list(tokenizer.codebook_sizes),
+            "level_offsets": list(tokenizer.level_offsets),
+            "num_user_buckets": tokenizer.num_user_buckets,
+            "catalogue_size": tokenizer.catalogue_size,
+            "max_history": tokenizer.max_history,
+        }
+        clashes = sorted(k for k in kwargs if k in layout and k not in ("catalogue_size", "max_history"))
+        if clashes:
+            raise ValueError(f"{clashes} are set by the tokenizer's vocabulary layout; do not pass them")
+        layout.update(kwargs)
+        return cls(**layout)
+
+
+__all__ = ["TigerConfig"]
