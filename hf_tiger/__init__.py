@@ -17,3 +17,19 @@ _AutoTokenizer.register(TigerConfig, tokenizer_class=SemanticIDTokenizer, exist_
 TigerConfig.register_for_auto_class("AutoConfig")
 SemanticIDTokenizer.register_for_auto_class("AutoTokenizer")
 # --- end tiger ---
+
+# --- hub (recommender repos, model cards, the pipeline, cold start) ---
+from transformers import AutoModelForSeq2SeqLM as _AutoModelForSeq2SeqLM  # noqa: E402
+from transformers.pipelines import PIPELINE_REGISTRY as _PIPELINE_REGISTRY  # noqa: E402
+
+from .cold_start import add_items  # noqa: E402, F401 (public name)
+from .hub import TigerRecommender, create_model_card, save_recommender  # noqa: E402, F401 (public names)
+from .pipelines import NextItemRecommendationPipeline  # noqa: E402
+
+_PIPELINE_REGISTRY.register_pipeline(
+    "next-item-recommendation",
+    pipeline_class=NextItemRecommendationPipeline,
+    pt_model=_AutoModelForSeq2SeqLM,
+    type="text",
+)
+# --- end hub ---

@@ -1,0 +1,285 @@
+"""Model cards for TIGER recommender repos: `results.json` -> `ModelCardData` (+ eval results) -> README.md."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
+from transformers.utils import logging
+
+logger = logging.get_logger(__name__)
+
+DEFAULT_TEMPLATE_NAME = "tiger_recommender.md"
+DEFAULT_TAGS = (
+    "hf_tiger",
+    "tiger",
+    "recommendation",
+    "sequential-recommendation",
+    "generative-retrieval",
+    "semantic-ids",
+    "t5",
+)
+EVAL_PROTOCOL = (
+    "leave-one-out, Recall@K / NDCG@K over the whole catalogue from trie-constrained beam search; "
+    "a hit is the exact item (full semantic ID including the collision level)"
+)
+
+# Friendly names and the TIGER paper's Table 2 test numbers for the data sets it reports.
+KNOWN_DATASETS: dict[str, dict[str, Any]] = {
+    "amazon-p5/beauty": {
+        "pretty_name": "Amazon Beauty (2014 5-core, P5 / TIGER split)",
+        "paper": {"Recall@5": 0.0454, "Recall@10": 0.0648, "NDCG@5": 0.0321, "NDCG@10": 0.0384},
+    },
+    "amazon-p5/sports": {
+        "pretty_name": "Amazon Sports and Outdoors (2014 5-core, P5 / TIGER split)",
+        "paper": {"Recall@5": 0.0264, "Recall@10": 0.0400, "NDCG@5": 0.0181, "NDCG@10": 0.0225},
+    },
+    "ml-100k": {"pretty_name": "MovieLens 100K"},
+    "ml-1m": {"pretty_name": "MovieLens 1M"},
+}
+
+_METRIC_RE = re.compile(
+    r"^(?:(?:test|eval|predict)[_/.])?(recall|ndcg|hit_rate|hr|mrr|precision|map)[@_]?(\d+)$", re.IGNORECASE
+)
+_METRIC_NAMES = {"recall": "Recall", "ndcg": "NDCG", "hit_rate": "HitRate", "hr": "HitRate", "mrr": "MRR",
+                 "precision": "Precision", "map": "MAP"}
+_METRIC_TYPES = {"recall": "recall", "ndcg": "ndcg", "hit_rate": "hit_rate", "hr": "hit_rate", "mrr": "mrr",
+                 "precision": "precision", "map": "map"}
+
+
+def default_template_path() -> Path:
+    """The card template: `$HF_TIGER_MODEL_CARD_TEMPLATE`, else `model_cards/tiger_recommender.md` of the repo."""
+    env = os.environ.get("HF_TIGER_MODEL_CARD_TEMPLATE")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parents[2] / "model_cards" / DEFAULT_TEMPLATE_NAME
+
+
+def load_results(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a `results.json` written by `scripts/train_tiger.py`, with a clear error on bad JSON."""
+    path = Path(path)
+    try:
+        with open(path, encoding="utf-8") as f:
+            results = json.load(f)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: line {err.lineno}: not valid JSON ({err.msg})") from err
+    if not isinstance(results, dict):
+        raise ValueError(f"{path}: expected a JSON object, got {type(results).__name__}")
+    return results
+
+
+def _metric_key(name: str) -> tuple[str, int] | None:
+    match = _METRIC_RE.match(name.strip())
+    if match is None:
+        return None
+    return match.group(1).lower(), int(match.group(2))
+
+
+def _candidate_metric_dicts(results: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    candidates = []
+    for key in ("test", "test_metrics", "test_results"):
+        if isinstance(results.get(key), Mapping):
+            candidates.append(results[key])
+    metrics = results.get("metrics")
+    if isinstance(metrics, Mapping):
+        if isinstance(metrics.get("test"), Mapping):
+            candidates.append(metrics["test"])
+        candidates.append({k: v for k, v in metrics.items() if not str(k).startswith(("eval", "validation"))})
+    candidates.append({k: v for k, v in results.items() if str(k).startswith("test")})
+    return candidates
+
+
+def extract_test_metrics(results: Mapping[str, Any]) -> dict[str, float]:
+    """Find the test-split ranking metrics in a `results.json` payload.
+
+    Looks, in order, at `results["test"]`, `results["test_metrics"]`, `results["test_results"]`,
+    `results["metrics"]["test"]`, `results["metrics"]` and top-level `test_*` keys, and keeps keys such as
+    `recall@5`, `test_ndcg@10`, `test_recall_5`. Validation metrics are never taken.
+
+    Args:
+        results (`Mapping[str, Any]`): the parsed `results.json`.
+
+    Returns:
+        `dict[str, float]`: e.g. `{"Recall@5": 0.05, "Recall@10": 0.07, "NDCG@5": 0.03, "NDCG@10": 0.04}`,
+        ordered by metric then K. Empty when none is found.
+    """
+    for candidate in _candidate_metric_dicts(results):
+        found: dict[tuple[str, int], float] = {}
+        for name, value in candidate.items():
+            key = _metric_key(str(name))
+            if key is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+                continue
+            if not math.isfinite(float(value)):
+                raise ValueError(f"results.json: metric {name!r} is {value}, not a finite number")
+            found[key] = float(value)
+        if found:
+            order = list(_METRIC_NAMES)
+            return {
+                f"{_METRIC_NAMES[m]}@{k}": v
+                for (m, k), v in sorted(found.items(), key=lambda item: (order.index(item[0][0]), item[0][1]))
+            }
+    return {}
+
+
+def build_eval_results(
+    metrics: Mapping[str, float], dataset_name: str, dataset_pretty_name: str | None = None, split: str = "test"
+) -> list[EvalResult]:
+    """One `EvalResult` per metric (task "next-item-recommendation") for the card's `model-index`.
+
+    Args:
+        metrics (`Mapping[str, float]`): as returned by [`extract_test_metrics`], e.g. `{"Recall@5": 0.05}`.
+        dataset_name (`str`): data set id, e.g. `"amazon-p5/beauty"`.
+        dataset_pretty_name (`str`, *optional*): display name; defaults to a known name or `dataset_name`.
+        split (`str`, *optional*, defaults to `"test"`): the split the metrics were computed on.
+
+    Returns:
+        `list[huggingface_hub.EvalResult]`
+    """
+    pretty = dataset_pretty_name or KNOWN_DATASETS.get(dataset_name, {}).get("pretty_name", dataset_name)
+    eval_results = []
+    for name, value in metrics.items():
+        key = _metric_key(name.replace("HitRate", "hit_rate"))
+        if key is None:
+            raise ValueError(f"unrecognised metric name {name!r} (expected e.g. 'Recall@10')")
+        metric, k = key
+        eval_results.append(
+            EvalResult(
+                task_type="next-item-recommendation",
+                task_name="Sequential next-item recommendation",
+                dataset_type=dataset_name,
+                dataset_name=pretty,
+                dataset_split=split,
+                metric_type=_METRIC_TYPES[metric],
+                metric_name=name,
+                metric_value=round(float(value), 6),
+                metric_args={"k": k},
+            )
+        )
+    return eval_results
+
+
+def _training_config(results: Mapping[str, Any], training_config: Mapping[str, Any] | None) -> dict[str, Any]:
+    if training_config is not None:
+        return dict(training_config)
+    for key in ("config", "training_config", "args", "training_args"):
+        if isinstance(results.get(key), Mapping):
+            return dict(results[key])
+    return {}
+
+
+def _versions(results: Mapping[str, Any]) -> str:
+    versions = results.get("versions")
+    if isinstance(versions, Mapping):
+        return ", ".join(f"{name} {version}" for name, version in versions.items())
+    return ""
+
+
+def create_model_card(
+    *,
+    repo_id: str,
+    catalogue_size: int,
+    num_levels: int,
+    codebook_sizes: list[int],
+    num_user_buckets: int,
+    model_size: str,
+    num_parameters: int,
+    sentence_encoder: str | None,
+    dataset_name: str | None = None,
+    results: Mapping[str, Any] | None = None,
+    training_config: Mapping[str, Any] | None = None,
+    has_item_text: bool = False,
+    example_history: list[Any] | None = None,
+    item_id_kind: str = "int",
+    license: str | None = None,
+    tags: list[str] | None = None,
+    template_path: str | os.PathLike | None = None,
+) -> ModelCard:
+    """Fill the `model_cards/` template for a TIGER recommender repo.
+
+    Args:
+        repo_id (`str`): Hub repo id (or folder name) shown in the usage snippets.
+        catalogue_size (`int`): number of items the model can recommend.
+        num_levels (`int`): semantic-ID tokens per item, collision level included.
+        codebook_sizes (`list[int]`): codebook size per level, collision level last.
+        num_user_buckets (`int`): number of hashed user tokens.
+        model_size (`str`): e.g. `"T5, 4+4 layers, d_model 128, 6 heads, d_ff 1024"`.
+        num_parameters (`int`): TIGER's parameter count.
+        sentence_encoder (`str`, *optional*): name of the item-text encoder.
+        dataset_name (`str`, *optional*): data set id (e.g. `"amazon-p5/beauty"`); read from `results` if absent.
+        results (`Mapping`, *optional*): the parsed `results.json` (test metrics, config, versions).
+        training_config (`Mapping`, *optional*): overrides the config found in `results`.
+        has_item_text (`bool`, *optional*, defaults to `False`): whether the repo ships `items.jsonl`.
+        example_history (`list`, *optional*): item ids used in the usage snippets.
+        item_id_kind (`str`, *optional*, defaults to `"int"`): how item ids look, for the limitations section.
+        license (`str`, *optional*): license id for the card metadata.
+        tags (`list[str]`, *optional*): extra tags.
+        template_path (`str` or `os.PathLike`, *optional*): Jinja template; defaults to
+            [`default_template_path`].
+
+    Returns:
+        `huggingface_hub.ModelCard`: `str(card)` is the README.md text; `card.data.eval_results` holds the
+        test metrics.
+    """
+    results = dict(results or {})
+    template_path = Path(template_path) if template_path is not None else default_template_path()
+    if not template_path.is_file():
+        raise FileNotFoundError(
+            f"model card template not found at {template_path}; pass template_path= or set "
+            "$HF_TIGER_MODEL_CARD_TEMPLATE"
+        )
+    # JSON round trip: tuples and other non-YAML-safe values become plain lists / strings
+    config = json.loads(json.dumps(_training_config(results, training_config), default=str))
+    dataset_name = dataset_name or results.get("dataset") or config.get("dataset") or config.get("dataset_name")
+    known = KNOWN_DATASETS.get(dataset_name or "", {})
+    pretty_name = known.get("pretty_name", dataset_name or "an unnamed data set")
+    metrics = extract_test_metrics(results)
+    if results and not metrics:
+        logger.warning("results were given but no test metrics (e.g. 'test_recall@10') were found in them")
+    eval_results = build_eval_results(metrics, dataset_name, pretty_name) if metrics and dataset_name else None
+    if metrics and not dataset_name:
+        logger.warning("test metrics found but no dataset name: the card's eval_results are left out")
+    paper = known.get("paper")
+    paper_reference = (
+        ", ".join(f"{name} {value:.4f}" for name, value in paper.items()) if paper and metrics else ""
+    )
+
+    card_data = ModelCardData(
+        library_name="transformers",
+        license=license,
+        tags=list(dict.fromkeys([*DEFAULT_TAGS, *(tags or [])])),
+        datasets=[dataset_name] if dataset_name else None,
+        metrics=sorted({_METRIC_TYPES[_metric_key(n.replace("HitRate", "hit_rate"))[0]] for n in metrics}) or None,
+        model_name=repo_id,
+        eval_results=eval_results,
+    )
+    history = example_history if example_history is not None else []
+    return ModelCard.from_template(
+        card_data,
+        template_path=str(template_path),
+        model_name=repo_id.split("/")[-1],
+        repo_id=repo_id,
+        dataset_pretty_name=pretty_name,
+        catalogue_size=f"{catalogue_size:,}",
+        num_levels=num_levels,
+        num_code_levels=num_levels - 1,
+        codebook_sizes=[str(s) for s in codebook_sizes],
+        model_size=model_size,
+        num_parameters=f"{num_parameters:,}",
+        sentence_encoder=sentence_encoder or "unknown (not recorded)",
+        has_item_text=has_item_text,
+        metrics_table=list(metrics.items()),
+        eval_protocol=EVAL_PROTOCOL,
+        paper_reference=paper_reference,
+        training_config=yaml.safe_dump(config, sort_keys=False).strip() if config else "",
+        versions=_versions(results),
+        example_history=json.dumps(list(history)),
+        item_id_kind=item_id_kind,
+        num_user_buckets=f"{num_user_buckets:,}",
+    )

@@ -1,0 +1,414 @@
+"""TigerRecommender: one folder / Hub repo holding everything a trained TIGER recommender needs.
+
+Layout (`save_pretrained` and `push_to_hub` produce the same files):
+
+    config.json, generation_config.json, model.safetensors   TIGER (+ its remote code, auto_map)
+    tokenizer_config.json, semantic_ids.json, ...             the SemanticIDTokenizer
+    pipeline_tiger.py                                         the "next-item-recommendation" pipeline (remote code)
+    rqvae/config.json, rqvae/model.safetensors, ...           the RQ-VAE (cold start)
+    hf_tiger.json                                             sentence encoder, data set, catalogue fingerprint
+    items.jsonl                                               item id -> text (+ raw fields), when known
+    results.json                                              test metrics and training config, when given
+    README.md                                                 the model card
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from huggingface_hub import CommitOperationAdd, HfApi
+from transformers import AutoModel, AutoModelForSeq2SeqLM, AutoTokenizer
+from transformers.utils import cached_file, logging
+
+from .. import __version__
+from .. import pipelines as _pipelines
+from ..cold_start import add_items as _add_items
+from ..models.tiger.tokenization_tiger import catalogue_fingerprint
+from .model_card import create_model_card
+
+logger = logging.get_logger(__name__)
+
+HF_TIGER_CONFIG_NAME = "hf_tiger.json"
+ITEMS_FILE_NAME = _pipelines.ITEMS_FILE_NAME
+RESULTS_FILE_NAME = "results.json"
+RQVAE_SUBFOLDER = "rqvae"
+PIPELINE_FILE_NAME = "pipeline_tiger.py"
+LAYOUT_FORMAT = "hf_tiger.recommender"
+LAYOUT_VERSION = 1
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def _normalize_items(items: Any) -> dict[Any, dict[str, Any]]:
+    """Item table -> `{item_id: record}`; each record has `item_id` and (when known) `text`."""
+    if items is None:
+        return {}
+    table: dict[Any, dict[str, Any]] = {}
+    if isinstance(items, Mapping):
+        for item_id, value in items.items():
+            record = dict(value) if isinstance(value, Mapping) else {"text": value}
+            record["item_id"] = item_id
+            table[item_id] = record
+        return table
+    for position, record in enumerate(items):
+        if not isinstance(record, Mapping) or "item_id" not in record:
+            raise ValueError(f"items[{position}]: expected a mapping with an 'item_id' key, got {record!r}")
+        table[record["item_id"]] = dict(record)
+    return table
+
+
+def _read_items(path: str) -> dict[Any, dict[str, Any]]:
+    table = {}
+    with open(path, encoding="utf-8") as f:
+        for line_number, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+                table[record["item_id"]] = record
+            except (json.JSONDecodeError, KeyError, TypeError) as err:
+                raise ValueError(f"{path}: line {line_number}: expected a JSON object with 'item_id' ({err})") from err
+    return table
+
+
+def _model_size(config: Any) -> str:
+    decoder_layers = getattr(config, "num_decoder_layers", None) or config.num_layers
+    return (
+        f"T5 encoder-decoder, {config.num_layers}+{decoder_layers} layers, d_model {config.d_model}, "
+        f"{config.num_heads} heads, d_ff {config.d_ff}"
+    )
+
+
+class TigerRecommender:
+    r"""
+    A trained TIGER recommender as one object: model, tokenizer, RQ-VAE, sentence encoder name and item table.
+
+    Saves to (and loads from) one folder or Hub repo with the layout in this module's docstring, so the
+    same repo serves `AutoModelForSeq2SeqLM` / `AutoTokenizer` / `AutoModel(subfolder="rqvae")`, the
+    `"next-item-recommendation"` pipeline, and cold start.
+
+    Args:
+        model ([`TigerForConditionalGeneration`]): the trained TIGER model.
+        tokenizer ([`SemanticIDTokenizer`]): its tokenizer (same catalogue as the model).
+        rqvae ([`RQVAEModel`], *optional*): the RQ-VAE that produced the semantic IDs; needed for cold start.
+        sentence_encoder (`str`, *optional*): name of the sentence encoder that embedded the item text
+            (e.g. `"sentence-transformers/all-MiniLM-L6-v2"`).
+        items (*optional*): item table: `{item_id: text}`, `{item_id: record}`, or an iterable of records
+            with `item_id` (and `text`), e.g. the `datasets.Dataset` from `hf_tiger.data.load_items`.
+        dataset_name (`str`, *optional*): data set id, e.g. `"amazon-p5/beauty"`.
+        results (`dict`, *optional*): the run's `results.json` (test metrics, config, versions).
+
+    Example:
+
+    ```python
+    >>> rec = TigerRecommender(model, tok, rqvae, sentence_encoder="sentence-transformers/all-MiniLM-L6-v2",
+    ...                        items=load_items("amazon-p5/beauty"), dataset_name="amazon-p5/beauty")  # doctest: +SKIP
+    >>> rec.save_pretrained("tiger-beauty"); rec.push_to_hub("org/tiger-beauty", private=True)  # doctest: +SKIP
+    >>> TigerRecommender.from_pretrained("org/tiger-beauty").recommend([[12, 7, 431]], top_k=10)  # doctest: +SKIP
+    ```
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        rqvae: Any = None,
+        sentence_encoder: str | None = None,
+        items: Any = None,
+        dataset_name: str | None = None,
+        results: Mapping[str, Any] | None = None,
+    ):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.rqvae = rqvae
+        self.sentence_encoder = sentence_encoder
+        self.items = _normalize_items(items)
+        self.dataset_name = dataset_name
+        self.results = dict(results) if results is not None else None
+
+    # ------------------------------------------------------------------ use
+
+    def item_text(self, item_id: Any) -> str | None:
+        """The item's text, or `None` when the item table does not have it."""
+        return self.items.get(item_id, {}).get("text")
+
+    def recommend(self, histories: Sequence[Sequence[Any]], top_k: int = 10, **kwargs) -> Any:
+        """`model.recommend(histories, tokenizer=self.tokenizer, top_k=top_k, **kwargs)`."""
+        return self.model.recommend(histories, tokenizer=self.tokenizer, top_k=top_k, **kwargs)
+
+    def pipeline(self, **kwargs) -> _pipelines.NextItemRecommendationPipeline:
+        """A `"next-item-recommendation"` pipeline over this recommender (item text from `self.items`)."""
+        texts = {item_id: r["text"] for item_id, r in self.items.items() if r.get("text") is not None}
+        kwargs.setdefault("device", self.model.device)
+        return _pipelines.NextItemRecommendationPipeline(
+            model=self.model, tokenizer=self.tokenizer, item_texts=texts, task=_pipelines.TASK_NAME, **kwargs
+        )
+
+    def add_items(
+        self,
+        item_ids: Sequence[Any],
+        *,
+        texts: Sequence[str] | None = None,
+        embeddings: Any = None,
+        encoder: Any = None,
+        records: Iterable[Mapping[str, Any]] | None = None,
+    ) -> list[tuple[int, ...]]:
+        """Cold start: make new items recommendable without retraining (see [`hf_tiger.add_items`]).
+
+        Args:
+            item_ids (`Sequence[int | str]`): the new items' ids.
+            texts (`Sequence[str]`, *optional*): their text, embedded with `encoder` (defaults to the
+                recommender's `sentence_encoder`) and stored in the item table.
+            embeddings (array of shape `(len(item_ids), dim)`, *optional*): precomputed embeddings instead.
+            encoder (*optional*): sentence encoder override (name, SentenceTransformer-like, or callable).
+            records (iterable of dicts, *optional*): extra item fields to store, one per item.
+
+        Returns:
+            `list[tuple[int, ...]]`: the new items' semantic IDs.
+        """
+        if texts is not None and encoder is None:
+            encoder = self.sentence_encoder
+        semantic_ids = _add_items(
+            self.model, self.tokenizer, self.rqvae, item_ids, texts=texts, embeddings=embeddings, encoder=encoder
+        )
+        records = list(records) if records is not None else [{} for _ in item_ids]
+        for position, item_id in enumerate(item_ids):
+            record = dict(records[position]) if position < len(records) else {}
+            record["item_id"] = item_id
+            if texts is not None:
+                record["text"] = texts[position]
+            self.items[item_id] = record
+        return semantic_ids
+
+    # ------------------------------------------------------------------ save / load
+
+    def check_consistency(self) -> None:
+        """Raise `ValueError` when the tokenizer's and the model's catalogues differ."""
+        model_catalogue = self.model.catalogue
+        tokenizer_fingerprint = self.tokenizer.catalogue_fingerprint()
+        if catalogue_fingerprint(model_catalogue) != tokenizer_fingerprint:
+            raise ValueError(
+                f"the model's catalogue ({model_catalogue.shape[0]} items) differs from the tokenizer's "
+                f"({len(self.tokenizer.item_ids)} items): call model.set_catalogue(tokenizer.catalogue_token_ids())"
+            )
+        if self.rqvae is not None and self.rqvae.config.num_levels != self.tokenizer.num_levels - 1:
+            raise ValueError(
+                f"the RQ-VAE has {self.rqvae.config.num_levels} levels but the tokenizer expects "
+                f"{self.tokenizer.num_levels - 1} (plus the collision level)"
+            )
+
+    def hf_tiger_config(self) -> dict[str, Any]:
+        """The content of `hf_tiger.json`."""
+        item_ids = self.tokenizer.item_ids
+        return {
+            "format": LAYOUT_FORMAT,
+            "version": LAYOUT_VERSION,
+            "hf_tiger_version": __version__,
+            "sentence_encoder": self.sentence_encoder,
+            "embedding_dim": int(self.rqvae.config.input_dim) if self.rqvae is not None else None,
+            "dataset": self.dataset_name,
+            "rqvae_subfolder": RQVAE_SUBFOLDER if self.rqvae is not None else None,
+            "items_file": ITEMS_FILE_NAME if self.items else None,
+            "catalogue_size": len(item_ids),
+            "catalogue_fingerprint": self.tokenizer.catalogue_fingerprint(),
+            "item_id_type": "str" if item_ids and isinstance(item_ids[0], str) else "int",
+            "pipeline_task": _pipelines.TASK_NAME,
+        }
+
+    def model_card(self, repo_id: str, **kwargs) -> Any:
+        """The README model card (`huggingface_hub.ModelCard`) for `repo_id`; kwargs go to `create_model_card`."""
+        item_ids = self.tokenizer.item_ids
+        return create_model_card(
+            repo_id=repo_id,
+            catalogue_size=len(item_ids),
+            num_levels=self.tokenizer.num_levels,
+            codebook_sizes=list(self.tokenizer.codebook_sizes),
+            num_user_buckets=self.tokenizer.num_user_buckets,
+            model_size=_model_size(self.model.config),
+            num_parameters=self.model.num_parameters(),
+            sentence_encoder=self.sentence_encoder,
+            dataset_name=self.dataset_name,
+            results=self.results,
+            has_item_text=any(r.get("text") is not None for r in self.items.values()),
+            example_history=list(item_ids[:3]),
+            item_id_kind="strings" if item_ids and isinstance(item_ids[0], str) else "integers",
+            **kwargs,
+        )
+
+    def save_pretrained(
+        self, save_directory: str | os.PathLike, repo_id: str | None = None, **card_kwargs
+    ) -> list[str]:
+        """Write the recommender folder (see the module docstring for the layout).
+
+        Args:
+            save_directory (`str` or `os.PathLike`): the folder (created when missing).
+            repo_id (`str`, *optional*): repo id named in the model card; defaults to the folder name.
+            card_kwargs: passed to [`create_model_card`] (`license`, `tags`, `training_config`,
+                `template_path`).
+
+        Returns:
+            `list[str]`: the files written, relative to `save_directory` (POSIX separators), sorted.
+        """
+        self.check_consistency()
+        directory = Path(save_directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        before = {p: p.stat().st_mtime_ns for p in directory.rglob("*") if p.is_file()}
+
+        # The pipeline ships as remote code, named in config.json like `Pipeline.save_pretrained` does.
+        self.model.config.custom_pipelines = {
+            _pipelines.TASK_NAME: {
+                "impl": f"{Path(PIPELINE_FILE_NAME).stem}.{_pipelines.NextItemRecommendationPipeline.__name__}",
+                "pt": ["AutoModelForSeq2SeqLM"],
+                "type": "text",
+            }
+        }
+        self.model.save_pretrained(directory)
+        self.tokenizer.save_pretrained(directory)
+        shutil.copyfile(_pipelines.__file__, directory / PIPELINE_FILE_NAME)
+        if self.rqvae is not None:
+            self.rqvae.save_pretrained(directory / RQVAE_SUBFOLDER)
+        _write_atomic(directory / HF_TIGER_CONFIG_NAME, json.dumps(self.hf_tiger_config(), indent=2) + "\n")
+        if self.items:
+            order = [i for i in self.tokenizer.item_ids if i in self.items]
+            order += [i for i in self.items if i not in set(order)]
+            lines = [json.dumps(self.items[i], ensure_ascii=False, default=str) for i in order]
+            _write_atomic(directory / ITEMS_FILE_NAME, "\n".join(lines) + "\n")
+        if self.results is not None:
+            _write_atomic(directory / RESULTS_FILE_NAME, json.dumps(self.results, indent=2, default=str) + "\n")
+        card = self.model_card(repo_id or directory.resolve().name, **card_kwargs)
+        _write_atomic(directory / "README.md", str(card))
+
+        files = {p for p in directory.rglob("*") if p.is_file()}
+        stale = sorted(p.relative_to(directory).as_posix() for p in files if before.get(p) == p.stat().st_mtime_ns)
+        if stale:
+            logger.warning(f"{directory} also holds files this save did not write (left in place): {stale[:10]}")
+        return sorted(p.relative_to(directory).as_posix() for p in files if before.get(p) != p.stat().st_mtime_ns)
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        pretrained_model_name_or_path: str | os.PathLike,
+        *,
+        revision: str | None = None,
+        token: str | bool | None = None,
+        cache_dir: str | os.PathLike | None = None,
+        local_files_only: bool = False,
+        trust_remote_code: bool | None = None,
+        **model_kwargs,
+    ) -> TigerRecommender:
+        """Load a recommender folder or Hub repo written by [`save_pretrained`] / [`push_to_hub`].
+
+        Args:
+            pretrained_model_name_or_path (`str` or `os.PathLike`): repo id (`"org/tiger-beauty"`) or folder.
+            revision, token, cache_dir, local_files_only, trust_remote_code: as in `from_pretrained`.
+            model_kwargs: passed to `AutoModelForSeq2SeqLM.from_pretrained` (e.g. `device_map`, `dtype`).
+
+        Returns:
+            [`TigerRecommender`]; `rqvae` is `None` and `items` empty when the repo has no such files.
+        """
+        source = str(pretrained_model_name_or_path)
+        hub = {
+            "revision": revision,
+            "token": token,
+            "cache_dir": cache_dir,
+            "local_files_only": local_files_only,
+        }
+
+        def optional_file(name: str) -> str | None:
+            return cached_file(
+                source,
+                name,
+                **hub,
+                _raise_exceptions_for_missing_entries=False,
+                _raise_exceptions_for_connection_errors=False,
+            )
+
+        model = AutoModelForSeq2SeqLM.from_pretrained(source, trust_remote_code=trust_remote_code, **hub, **model_kwargs)
+        tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code, **hub)
+        meta_path = optional_file(HF_TIGER_CONFIG_NAME)
+        meta = json.loads(Path(meta_path).read_text(encoding="utf-8")) if meta_path else {}
+        rqvae = None
+        if meta.get("rqvae_subfolder"):
+            rqvae = AutoModel.from_pretrained(
+                source, subfolder=meta["rqvae_subfolder"], trust_remote_code=trust_remote_code, **hub
+            )
+        items_path = optional_file(meta.get("items_file") or ITEMS_FILE_NAME)
+        results_path = optional_file(RESULTS_FILE_NAME)
+        recommender = cls(
+            model,
+            tokenizer,
+            rqvae=rqvae,
+            sentence_encoder=meta.get("sentence_encoder"),
+            items=_read_items(items_path) if items_path else None,
+            dataset_name=meta.get("dataset"),
+            results=json.loads(Path(results_path).read_text(encoding="utf-8")) if results_path else None,
+        )
+        recommender.check_consistency()
+        return recommender
+
+    def push_to_hub(
+        self,
+        repo_id: str,
+        *,
+        private: bool | None = None,
+        token: str | bool | None = None,
+        commit_message: str = "Upload TIGER recommender",
+        revision: str | None = None,
+        create_pr: bool = False,
+        endpoint: str | None = None,
+        **card_kwargs,
+    ) -> Any:
+        """Upload the recommender: exactly the files `save_pretrained` writes, in one commit.
+
+        Args:
+            repo_id (`str`): `"org/name"` (created when missing; `exist_ok`).
+            private (`bool`, *optional*): visibility of a newly created repo.
+            token (`str` or `bool`, *optional*): Hub token; defaults to `$HF_TOKEN` or the cached login.
+            commit_message (`str`, *optional*): the commit message.
+            revision (`str`, *optional*): branch to commit to.
+            create_pr (`bool`, *optional*, defaults to `False`): open a pull request instead of committing.
+            endpoint (`str`, *optional*): Hub endpoint (defaults to `$HF_ENDPOINT` / huggingface.co).
+            card_kwargs: passed to [`create_model_card`].
+
+        Returns:
+            `huggingface_hub.CommitInfo` of the upload commit.
+        """
+        api = HfApi(endpoint=endpoint, token=token)
+        repo_url = api.create_repo(repo_id, private=private, exist_ok=True, token=token)
+        with tempfile.TemporaryDirectory(prefix="hf_tiger_push_") as folder:
+            files = self.save_pretrained(folder, repo_id=repo_url.repo_id, **card_kwargs)
+            operations = [CommitOperationAdd(path_in_repo=name, path_or_fileobj=os.path.join(folder, name)) for name in files]
+            logger.info(f"uploading {len(files)} files to {repo_url.repo_id}")
+            return api.create_commit(
+                repo_url.repo_id,
+                operations,
+                commit_message=commit_message,
+                token=token,
+                revision=revision,
+                create_pr=create_pr,
+            )
+
+
+def save_recommender(save_directory: str | os.PathLike, model: Any, tokenizer: Any, **kwargs) -> list[str]:
+    """Functional form of [`TigerRecommender.save_pretrained`]: `kwargs` split between the constructor
+    (`rqvae`, `sentence_encoder`, `items`, `dataset_name`, `results`) and the card (`repo_id`, ...)."""
+    init_names = ("rqvae", "sentence_encoder", "items", "dataset_name", "results")
+    init = {k: kwargs.pop(k) for k in init_names if k in kwargs}
+    return TigerRecommender(model, tokenizer, **init).save_pretrained(save_directory, **kwargs)

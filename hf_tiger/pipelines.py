@@ -1,0 +1,201 @@
+"""The "next-item-recommendation" pipeline: histories of catalogue item ids in, ranked items (+ text) out.
+
+This file ships as Hub remote code next to the model (it is copied into saved recommender folders and
+named in `config.custom_pipelines`), so it imports only torch, transformers and the standard library.
+"""
+
+from __future__ import annotations
+
+import json
+import numbers
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from transformers import Pipeline
+from transformers.utils import cached_file, logging
+
+logger = logging.get_logger(__name__)
+
+ITEMS_FILE_NAME = "items.jsonl"
+TASK_NAME = "next-item-recommendation"
+
+
+def _is_item_id(value: Any) -> bool:
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, (str, numbers.Integral)):
+        return True
+    return isinstance(value, torch.Tensor) and value.ndim == 0 and not value.is_floating_point()
+
+
+def _as_item_id(value: Any) -> int | str:
+    if isinstance(value, torch.Tensor):
+        return int(value.item())
+    return value if isinstance(value, str) else int(value)
+
+
+def read_item_texts(path: str) -> dict[Any, str]:
+    """Read an `items.jsonl` table (`{"item_id": ..., "text": ...}` per line) into `{item_id: text}`.
+
+    Args:
+        path (`str`): the file.
+
+    Returns:
+        `dict`: item id (int or str, as stored) -> text. Lines without `text` are skipped.
+    """
+    texts: dict[Any, str] = {}
+    with open(path, encoding="utf-8") as f:
+        for line_number, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+                item_id = record["item_id"]
+            except (json.JSONDecodeError, KeyError, TypeError) as err:
+                raise ValueError(f"{path}: line {line_number}: expected a JSON object with 'item_id' ({err})") from err
+            if record.get("text") is not None:
+                texts[item_id] = str(record["text"])
+    return texts
+
+
+class NextItemRecommendationPipeline(Pipeline):
+    r"""
+    Next-item recommendation with a TIGER model: each input is one user's history of catalogue item ids
+    (oldest first), the output is the model's top-k next items, best first, with their beam scores (the
+    log-probability of the item's semantic ID) and their text when the model repo ships `items.jsonl`.
+
+    Inputs:
+        - one history: a list of item ids (`[12, 7, 431]` or ASIN strings), or a dict
+          `{"history": [...], "user_id": ...}` (the user id selects the hashed user token);
+        - several: a list of those. Each history gives one list of results.
+
+    Args (at construction or per call):
+        top_k (`int`, *optional*, defaults to 10): number of items per history. A catalogue smaller than
+            `top_k` gives fewer (all distinct) items.
+        num_beams (`int`, *optional*): beam width; defaults to the model's choice (at least `top_k`).
+        return_text (`bool`, *optional*, defaults to `True`): add `"text"` when item text is known.
+        item_texts (`dict`, *optional*, construction only): item id -> text, overriding the repo's
+            `items.jsonl`.
+
+    Example:
+
+    ```python
+    >>> import hf_tiger  # registers the task
+    >>> from transformers import pipeline
+    >>> recommender = pipeline("next-item-recommendation", model="org/tiger-beauty")  # doctest: +SKIP
+    >>> recommender([12, 7, 431], top_k=3)  # doctest: +SKIP
+    [{'item_id': 88, 'score': -1.7, 'text': '...'}, {'item_id': 5, ...}, {'item_id': 913, ...}]
+    ```
+    """
+
+    _load_tokenizer = True
+    _load_processor = False
+    _load_image_processor = False
+    _load_feature_extractor = False
+    _load_video_processor = False
+
+    def __init__(self, *args, item_texts: Mapping[Any, str] | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.tokenizer is None:
+            raise ValueError("the next-item-recommendation pipeline needs the model's SemanticIDTokenizer")
+        self._item_texts = dict(item_texts) if item_texts is not None else None
+
+    # ------------------------------------------------------------------ item text
+
+    @property
+    def item_texts(self) -> dict[Any, str]:
+        """Item id -> text: the `item_texts` given, else the model repo's `items.jsonl`, else empty."""
+        if self._item_texts is None:
+            self._item_texts = {}
+            source = getattr(self.model, "name_or_path", None)
+            if source:
+                path = cached_file(
+                    source,
+                    ITEMS_FILE_NAME,
+                    revision=getattr(self.model.config, "_commit_hash", None),
+                    _raise_exceptions_for_missing_entries=False,
+                    _raise_exceptions_for_connection_errors=False,
+                )
+                if path is not None:
+                    self._item_texts = read_item_texts(path)
+        return self._item_texts
+
+    # ------------------------------------------------------------------ Pipeline API
+
+    def _sanitize_parameters(self, top_k=None, num_beams=None, return_text=None, **kwargs):
+        if kwargs:
+            raise TypeError(f"unexpected arguments for the {TASK_NAME} pipeline: {sorted(kwargs)}")
+        forward = {}
+        if top_k is not None:
+            if int(top_k) < 1:
+                raise ValueError(f"top_k must be >= 1, got {top_k}")
+            forward["top_k"] = int(top_k)
+        if num_beams is not None:
+            forward["num_beams"] = int(num_beams)
+        postprocess = {} if return_text is None else {"return_text": bool(return_text)}
+        return {}, forward, postprocess
+
+    @staticmethod
+    def _normalize_input(example: Any) -> dict[str, Any]:
+        if isinstance(example, Mapping):
+            if "history" not in example:
+                raise ValueError(f"a dict input needs a 'history' key, got keys {sorted(example)}")
+            history, user_id = example["history"], example.get("user_id")
+        else:
+            history, user_id = example, None
+        if isinstance(history, torch.Tensor):
+            history = history.tolist()
+        if isinstance(history, (str, bytes)) or not isinstance(history, Sequence):
+            raise TypeError(f"a history must be a list of item ids, got {type(history).__name__} {history!r}")
+        if len(history) == 0:
+            raise ValueError("empty history: give at least one item id")
+        bad = [item for item in history if not _is_item_id(item)]
+        if bad:
+            raise TypeError(f"item ids must be int or str, got {bad[:5]!r}")
+        return {"history": [_as_item_id(item) for item in history], "user_id": user_id}
+
+    def __call__(self, inputs, **kwargs):
+        """Recommend for one history (returns a list of dicts) or a list of histories (a list of such lists).
+
+        Args:
+            inputs (`list` of item ids, `dict`, or a list of those): see the class docstring.
+            kwargs: `top_k`, `num_beams`, `return_text`, `batch_size`.
+        """
+        single = isinstance(inputs, Mapping) or (
+            isinstance(inputs, (list, tuple, torch.Tensor)) and len(inputs) > 0 and _is_item_id(inputs[0])
+        )
+        if isinstance(inputs, (list, tuple)) and len(inputs) == 0:
+            raise ValueError("empty input: give a history (list of item ids) or a list of histories")
+        examples = [inputs] if single else list(inputs)
+        outputs = super().__call__([self._normalize_input(example) for example in examples], **kwargs)
+        return outputs[0] if single else outputs
+
+    def preprocess(self, inputs):
+        # Unknown item ids are reported by the tokenizer (UnknownItemError naming them) in `_forward`.
+        return inputs
+
+    def _forward(self, model_inputs, top_k: int = 10, num_beams: int | None = None):
+        histories, user_ids = model_inputs["history"], model_inputs["user_id"]
+        batched = isinstance(histories[0], list)  # the DataLoader collates batch_size > 1 into lists
+        if not batched:
+            histories, user_ids = [histories], [user_ids]
+        if all(user_id is None for user_id in user_ids):
+            user_ids = None
+        items, scores = self.model.recommend(
+            histories, tokenizer=self.tokenizer, user_ids=user_ids, top_k=top_k, num_beams=num_beams, return_scores=True
+        )
+        scores = [[float(s) for s in row] for row in scores]
+        if not batched:
+            return {"items": items[0], "scores": scores[0]}
+        return {"items": items, "scores": scores}
+
+    def postprocess(self, model_outputs, return_text: bool = True):
+        texts = self.item_texts if return_text else {}
+        results = []
+        for item_id, score in zip(model_outputs["items"], model_outputs["scores"]):
+            result = {"item_id": item_id, "score": score}
+            if item_id in texts:
+                result["text"] = texts[item_id]
+            results.append(result)
+        return results
