@@ -5,6 +5,18 @@ This file holds the public names and the Auto* registration, nothing else.
 
 __version__ = "0.1.0"
 
+# --- rqvae (stage 1: semantic IDs) ---
+from transformers import AutoConfig, AutoModel  # noqa: E402
+
+from .models.rqvae import RQVAEConfig, RQVAEModel  # noqa: E402
+
+AutoConfig.register("rqvae", RQVAEConfig, exist_ok=True)
+AutoModel.register(RQVAEConfig, RQVAEModel, exist_ok=True)
+# auto_map + model files copied on save_pretrained, so saved folders load with trust_remote_code=True.
+RQVAEConfig.register_for_auto_class("AutoConfig")
+RQVAEModel.register_for_auto_class("AutoModel")
+# --- end rqvae ---
+
 # --- tiger (stage 2: semantic-ID tokenizer + generative retrieval model) ---
 from transformers import AutoConfig as _AutoConfig  # noqa: E402
 from transformers import AutoTokenizer as _AutoTokenizer  # noqa: E402
