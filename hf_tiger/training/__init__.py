@@ -1,0 +1,46 @@
+"""Stage 2 training: tokenized datasets, the collator, `TigerTrainer` (constrained-generation metrics),
+`train_tiger` (validation picks the checkpoint, test once at the end) and the end-to-end `run_pipeline`."""
+
+from .arguments import (
+    DataArguments,
+    SemanticIDArguments,
+    TigerModelArguments,
+    TigerTrainingArguments,
+    load_config_file,
+    parse_args_with_config,
+)
+from .data import TigerDataCollator, encode_examples, tokenize_sequences, tokenize_split
+from .pipeline import build_semantic_ids, run_pipeline, sample_recommendations
+from .train import (
+    build_tiger_model,
+    evaluate_split,
+    package_versions,
+    resolve_checkpoint,
+    train_tiger,
+    write_json,
+)
+from .trainer import RetrievalMetricsComputer, TigerTrainer
+
+__all__ = [
+    "DataArguments",
+    "RetrievalMetricsComputer",
+    "SemanticIDArguments",
+    "TigerDataCollator",
+    "TigerModelArguments",
+    "TigerTrainer",
+    "TigerTrainingArguments",
+    "build_semantic_ids",
+    "build_tiger_model",
+    "encode_examples",
+    "evaluate_split",
+    "load_config_file",
+    "package_versions",
+    "parse_args_with_config",
+    "resolve_checkpoint",
+    "run_pipeline",
+    "sample_recommendations",
+    "tokenize_sequences",
+    "tokenize_split",
+    "train_tiger",
+    "write_json",
+]

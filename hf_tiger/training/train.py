@@ -1,0 +1,259 @@
+"""Train TIGER with [`TigerTrainer`]: validation picks the checkpoint, test is evaluated once at the end."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import platform
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import datasets
+import torch
+from transformers import TrainerCallback, set_seed
+from transformers.trainer_utils import get_last_checkpoint
+from transformers.utils import logging
+
+from .arguments import DataArguments, TigerModelArguments, TigerTrainingArguments
+from .data import TigerDataCollator, tokenize_split
+from .trainer import TigerTrainer
+
+logger = logging.get_logger(__name__)
+
+RESULTS_FILE = "results.json"
+
+
+def write_json(path: str | os.PathLike, payload: Any) -> Path:
+    """Write JSON atomically (temporary file + `os.replace`)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(_jsonable(payload), indent=2, sort_keys=False) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if hasattr(value, "item") and callable(value.item):
+        return value.item()
+    if hasattr(value, "value") and isinstance(value.value, str):  # enums
+        return value.value
+    return str(value)
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of Python and the libraries a result depends on."""
+    import accelerate
+    import transformers
+
+    import hf_tiger
+
+    return {
+        "python": sys.version.split()[0],
+        "hf_tiger": hf_tiger.__version__,
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "datasets": datasets.__version__,
+        "accelerate": accelerate.__version__,
+    }
+
+
+def hardware_description(args: TigerTrainingArguments | None = None) -> dict[str, Any]:
+    """The device(s) a run used: GPU name or CPU threads, number of processes, mixed precision."""
+    info: dict[str, Any] = {"platform": platform.platform(), "cpu_count": os.cpu_count()}
+    info["torch_threads"] = torch.get_num_threads()
+    if torch.cuda.is_available() and (args is None or not args.use_cpu):
+        info["device"] = torch.cuda.get_device_name(0)
+        info["cuda"] = torch.version.cuda
+    else:
+        info["device"] = "cpu"
+    if args is not None:
+        info["world_size"] = args.world_size
+        info["bf16"] = args.bf16
+        info["fp16"] = args.fp16
+        info["tf32"] = args.tf32
+    return info
+
+
+def resolve_checkpoint(resume_from_checkpoint: str | bool | None, output_dir: str | os.PathLike) -> str | None:
+    """A checkpoint folder to resume from: a path, or `"last"`/`"true"`/`True` for the newest in `output_dir`."""
+    if resume_from_checkpoint in (None, False, "", "false", "False", "none", "None"):
+        return None
+    if resume_from_checkpoint in (True, "true", "True", "last"):
+        last = get_last_checkpoint(str(output_dir)) if Path(output_dir).is_dir() else None
+        if last is None:
+            raise ValueError(f"resume_from_checkpoint={resume_from_checkpoint!r} but {output_dir} has no checkpoint")
+        return last
+    if not Path(resume_from_checkpoint).is_dir():
+        raise ValueError(f"checkpoint folder not found: {resume_from_checkpoint}")
+    return str(resume_from_checkpoint)
+
+
+def _first_rows(split: datasets.Dataset, limit: int | None) -> datasets.Dataset:
+    return split if limit is None or limit >= split.num_rows else split.select(range(limit))
+
+
+def build_tiger_model(tokenizer, model_args: TigerModelArguments):
+    """A fresh TIGER sized by `model_args` (or the saved one at `model_name_or_path`) holding the tokenizer's catalogue."""
+    from hf_tiger import TigerConfig, TigerForConditionalGeneration
+
+    if model_args.model_name_or_path:
+        model = TigerForConditionalGeneration.from_pretrained(model_args.model_name_or_path)
+    else:
+        config = TigerConfig.from_tokenizer(tokenizer, **model_args.model_sizes())
+        model = TigerForConditionalGeneration(config)
+    model.set_catalogue(tokenizer.catalogue_token_ids())
+    return model
+
+
+class _History(TrainerCallback):
+    """Keeps every validation evaluation (step, epoch, metrics) for results.json."""
+
+    def __init__(self):
+        self.evaluations: list[dict[str, Any]] = []
+
+    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+        if metrics:
+            self.evaluations.append({"step": state.global_step, "epoch": state.epoch, **metrics})
+
+
+def evaluate_split(
+    trainer: TigerTrainer,
+    split: datasets.Dataset,
+    tokenizer,
+    data_args: DataArguments,
+    split_name: str,
+    limit: int | None = None,
+) -> dict[str, float]:
+    """Tokenize one `load_sequences` split and score it with the trainer's constrained generation."""
+    with trainer.args.main_process_first(desc=f"tokenize {split_name}"):
+        encoded = tokenize_split(
+            _first_rows(split, limit),
+            tokenizer,
+            use_user_tokens=data_args.use_user_tokens,
+            cache_dir=data_args.tokenized_cache_dir,
+            num_proc=data_args.preprocessing_num_workers,
+            split_name=split_name,
+        )
+    return trainer.predict(encoded, metric_key_prefix=split_name).metrics
+
+
+def train_tiger(
+    model,
+    tokenizer,
+    dataset: Mapping[str, datasets.Dataset],
+    training_args: TigerTrainingArguments,
+    data_args: DataArguments | None = None,
+    callbacks: Sequence[TrainerCallback] | None = None,
+    extra_config: Mapping[str, Any] | None = None,
+    evaluate_test: bool = True,
+) -> dict[str, Any]:
+    """Train TIGER on `train`, pick the checkpoint on `validation`, then evaluate `test` once.
+
+    The test split is read only after training has finished (it is not even tokenized before), and its metrics
+    are written with the configuration, library versions and hardware to `output_dir/results.json`.
+
+    Args:
+        model ([`TigerForConditionalGeneration`]): the model (its catalogue must be the tokenizer's).
+        tokenizer ([`SemanticIDTokenizer`]): the semantic-ID tokenizer.
+        dataset (`Mapping[str, datasets.Dataset]`): `load_sequences` output with `train`, `validation`, `test`.
+        training_args ([`TigerTrainingArguments`]): trainer settings; `resume_from_checkpoint` resumes.
+        data_args ([`DataArguments`], *optional*): tokenization settings and row limits.
+        callbacks (`Sequence[TrainerCallback]`, *optional*): extra trainer callbacks.
+        extra_config (`Mapping`, *optional*): more settings to record in results.json (e.g. stage 1).
+        evaluate_test (`bool`, *optional*, defaults to `True`): run the final test evaluation.
+
+    Returns:
+        `dict`: the content of results.json (`test`, `best_validation`, `validation_history`, `train`, `config`,
+        `versions`, `hardware`), plus the trainer under the key `"trainer"` (not written to disk).
+    """
+    data_args = data_args or DataArguments()
+    started = time.time()
+    if tokenizer.catalogue_fingerprint() != model.catalogue_fingerprint():
+        raise ValueError(
+            "the model's catalogue does not match the tokenizer's (call model.set_catalogue(tokenizer."
+            "catalogue_token_ids()) or load the tokenizer saved with the model)"
+        )
+    set_seed(training_args.seed)
+    encoded = {}
+    with training_args.main_process_first(desc="tokenize train/validation"):
+        for name, limit in (("train", data_args.max_train_samples), ("validation", data_args.max_eval_samples)):
+            encoded[name] = tokenize_split(
+                _first_rows(dataset[name], limit),
+                tokenizer,
+                use_user_tokens=data_args.use_user_tokens,
+                cache_dir=data_args.tokenized_cache_dir,
+                num_proc=data_args.preprocessing_num_workers,
+                split_name=name,
+            )
+    history = _History()
+    collator = TigerDataCollator(
+        pad_token_id=tokenizer.pad_token_id,
+        pad_to_multiple_of=8 if (training_args.bf16 or training_args.fp16) else None,
+    )
+    trainer = TigerTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=encoded["train"],
+        eval_dataset=encoded["validation"],
+        data_collator=collator,
+        processing_class=tokenizer,
+        callbacks=[history, *(callbacks or [])],
+    )
+    checkpoint = resolve_checkpoint(training_args.resume_from_checkpoint, training_args.output_dir)
+    if checkpoint is not None:
+        logger.info(f"resuming from {checkpoint}")
+    train_output = trainer.train(resume_from_checkpoint=checkpoint)
+    trainer.save_model()  # the best validation checkpoint when load_best_model_at_end, with the tokenizer
+    trainer.save_state()
+    train_seconds = time.time() - started
+
+    results: dict[str, Any] = {"dataset": data_args.dataset}
+    if evaluate_test:
+        test_started = time.time()
+        test_metrics = evaluate_split(trainer, dataset["test"], tokenizer, data_args, "test", data_args.max_test_samples)
+        results["test"] = {k.removeprefix("test_"): v for k, v in test_metrics.items()}
+        results["test_seconds"] = time.time() - test_started
+        if data_args.max_test_samples is not None:
+            results["test_note"] = f"first {data_args.max_test_samples} test rows only: not a full test result"
+    state = trainer.state
+    results["best_validation"] = {
+        "metric": training_args.metric_for_best_model,
+        "value": state.best_metric,
+        "checkpoint": state.best_model_checkpoint,
+        "step": state.best_global_step if hasattr(state, "best_global_step") else None,
+    }
+    results["validation_history"] = history.evaluations
+    results["train"] = {
+        "epochs": state.epoch,
+        "global_step": state.global_step,
+        "train_loss": train_output.training_loss,
+        "resumed_from": checkpoint,
+        **{k: v for k, v in train_output.metrics.items() if k != "total_flos"},
+        "wall_seconds": train_seconds,
+    }
+    results["config"] = {
+        "data": dataclasses.asdict(data_args),
+        "model": trainer.model.config.to_dict(),
+        "training": training_args.to_dict(),
+        **dict(extra_config or {}),
+    }
+    results["versions"] = package_versions()
+    results["hardware"] = hardware_description(training_args)
+    if trainer.is_world_process_zero():
+        write_json(Path(training_args.output_dir) / RESULTS_FILE, results)
+    results["trainer"] = trainer
+    return results

@@ -1,0 +1,151 @@
+"""`Seq2SeqTrainer` for TIGER: evaluation ranks items with the model's constrained beam search."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from transformers import EvalPrediction, Seq2SeqTrainer, Trainer
+from transformers.utils import logging
+
+from ..metrics import metrics_from_ranks, ranks_from_semantic_ids
+
+logger = logging.get_logger(__name__)
+
+
+class RetrievalMetricsComputer:
+    """`compute_metrics` for [`TigerTrainer`]: Recall@K / NDCG@K from generated semantic IDs.
+
+    A hit is an exact match of all `num_levels` tokens (collision level included) between a generated sequence
+    and the label, so it is always the right item. Also reports the exact mean per-example loss (`loss`) and the
+    number of examples scored (`num_examples`, after duplicates added by distributed sharding were dropped).
+
+    Args:
+        ks (`Sequence[int]`, *optional*, defaults to `(5, 10)`): cut-offs.
+
+    Call with an `EvalPrediction` whose `predictions` are `(generated, per_example_loss)` (or `generated`
+    alone) with `generated` of shape `(num_examples, num_returned, num_levels)` and `label_ids` of shape
+    `(num_examples, num_levels)`.
+    """
+
+    def __init__(self, ks: Sequence[int] = (5, 10)):
+        self.ks = tuple(int(k) for k in ks)
+
+    def __call__(self, eval_prediction: EvalPrediction) -> dict[str, float]:
+        predictions = eval_prediction.predictions
+        losses = None
+        if isinstance(predictions, (tuple, list)):
+            generated = predictions[0]
+            losses = predictions[1] if len(predictions) > 1 else None
+        else:
+            generated = predictions
+        labels = np.asarray(eval_prediction.label_ids)
+        ranks = ranks_from_semantic_ids(np.asarray(generated), labels)
+        metrics = metrics_from_ranks(ranks, self.ks)
+        if losses is not None:
+            metrics["loss"] = float(np.mean(np.asarray(losses, dtype=np.float64)))
+        metrics["num_examples"] = int(ranks.shape[0])
+        return metrics
+
+
+class TigerTrainer(Seq2SeqTrainer):
+    """`Seq2SeqTrainer` whose evaluation generates ranked items with TIGER's trie-constrained beam search.
+
+    Differences from `Seq2SeqTrainer`, each fixing a way to get retrieval metrics wrong:
+
+    - predictions are the top `num_return_sequences` semantic IDs per example, shape
+      `(batch, num_return_sequences, num_levels)` (padding rows never match), from `model.generate()` with
+      `num_beams=generation_num_beams` (the model's generate is constrained to catalogue items);
+    - predictions are gathered with `gather_for_metrics`, which drops the samples that distributed sharding
+      duplicates to even out the last batch (`Seq2SeqTrainer` switches to plain `gather`, which keeps them and
+      skews the metrics of a multi-process run);
+    - the evaluation loss is the exact mean of per-example losses (the stock loop repeats each batch's mean
+      `eval_batch_size` times, wrong for a short last batch).
+
+    The arguments are those of `Seq2SeqTrainer`; `args` should be a [`TigerTrainingArguments`] (its `metric_ks`,
+    `num_return_sequences` and `fast_beam_search` are read when present). `compute_metrics` defaults to
+    [`RetrievalMetricsComputer`].
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.compute_metrics is None:
+            self.compute_metrics = RetrievalMetricsComputer(getattr(self.args, "metric_ks", (5, 10)))
+        self._metrics_gather = self.gather_function
+
+    # ----------------------------------------------------------------------------------------------- evaluation
+
+    def _generation_kwargs(self, gen_kwargs: dict[str, Any]) -> dict[str, Any]:
+        gen_kwargs = {k: v for k, v in gen_kwargs.items() if v is not None}
+        gen_kwargs.setdefault("num_beams", self.args.generation_num_beams)
+        gen_kwargs.setdefault(
+            "num_return_sequences", getattr(self.args, "num_return_sequences", None) or gen_kwargs["num_beams"]
+        )
+        gen_kwargs.pop("max_length", None)  # the model fixes the length: exactly num_levels tokens
+        gen_kwargs.pop("max_new_tokens", None)
+        return gen_kwargs
+
+    def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval", **gen_kwargs):
+        self._gen_kwargs = self._generation_kwargs(gen_kwargs)
+        self.gather_function = self._metrics_gather
+        return Trainer.evaluate(self, eval_dataset, ignore_keys=ignore_keys, metric_key_prefix=metric_key_prefix)
+
+    def predict(self, test_dataset, ignore_keys=None, metric_key_prefix: str = "test", **gen_kwargs):
+        self._gen_kwargs = self._generation_kwargs(gen_kwargs)
+        self.gather_function = self._metrics_gather
+        return Trainer.predict(self, test_dataset, ignore_keys=ignore_keys, metric_key_prefix=metric_key_prefix)
+
+    def _supports_fast_flag(self, model) -> bool:
+        try:
+            return "fast_beam_search" in inspect.signature(model.generate).parameters
+        except (TypeError, ValueError):
+            return False
+
+    def generate_semantic_ids(self, model, input_ids: torch.Tensor, attention_mask: torch.Tensor, **gen_kwargs):
+        """Top semantic IDs per input with the model's constrained `generate()`.
+
+        Returns:
+            `torch.LongTensor` of shape `(batch, num_return_sequences, num_levels)`: token ids, best first.
+        """
+        model = self.accelerator.unwrap_model(model)
+        gen_kwargs = self._generation_kwargs(gen_kwargs)
+        num_return = int(gen_kwargs["num_return_sequences"])
+        if self._supports_fast_flag(model) and hasattr(self.args, "fast_beam_search"):
+            gen_kwargs.setdefault("fast_beam_search", self.args.fast_beam_search)
+        with torch.no_grad(), self.autocast_smart_context_manager():
+            output = model.generate(input_ids=input_ids, attention_mask=attention_mask, **gen_kwargs)
+        sequences = output if isinstance(output, torch.Tensor) else output.sequences
+        num_levels = int(model.config.num_levels)
+        batch = input_ids.shape[0]
+        if sequences.shape[0] != batch * num_return or sequences.shape[1] < 1 + num_levels:
+            raise ValueError(
+                f"generate() returned sequences of shape {tuple(sequences.shape)}; expected "
+                f"({batch} * {num_return}, 1 + {num_levels}) (decoder start token + one semantic ID)"
+            )
+        return sequences[:, 1 : 1 + num_levels].reshape(batch, num_return, num_levels)
+
+    def prediction_step(self, model, inputs, prediction_loss_only: bool, ignore_keys=None, **gen_kwargs):
+        if not self.args.predict_with_generate or prediction_loss_only:
+            return Trainer.prediction_step(
+                self, model, inputs, prediction_loss_only=prediction_loss_only, ignore_keys=ignore_keys
+            )
+        inputs = self._prepare_inputs(inputs)
+        labels = inputs.get("labels")
+        if not gen_kwargs and hasattr(self, "_gen_kwargs"):
+            gen_kwargs = dict(self._gen_kwargs)
+        generated = self.generate_semantic_ids(model, inputs["input_ids"], inputs.get("attention_mask"), **gen_kwargs)
+        if labels is None:
+            return None, generated, None
+        with torch.no_grad(), self.compute_loss_context_manager():
+            outputs = model(input_ids=inputs["input_ids"], attention_mask=inputs.get("attention_mask"), labels=labels)
+        logits = outputs["logits"] if isinstance(outputs, dict) else outputs[1]
+        token_loss = F.cross_entropy(
+            logits.float().transpose(1, 2), labels, ignore_index=-100, reduction="none"
+        )  # (batch, num_levels)
+        mask = (labels != -100).to(token_loss.dtype)
+        per_example_loss = (token_loss * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1)
+        return None, (generated, per_example_loss), labels
