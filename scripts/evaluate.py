@@ -1,0 +1,57 @@
+#!/usr/bin/env python
+"""Score a saved TIGER model on a split: Recall@K / NDCG@K with constrained beam search over its catalogue.
+
+Usage:
+    python scripts/evaluate.py --model_name_or_path runs/demo-ml-100k --dataset ml-100k \
+        --data_dir ../shared/data --split test [--num_beams 20] [--output_file eval.json]
+Works under torchrun / accelerate launch as well (metrics are gathered across processes).
+"""
+
+import json
+import sys
+from dataclasses import dataclass, field
+
+from transformers import HfArgumentParser
+
+from hf_tiger.training import write_json
+from hf_tiger.training.evaluation import default_output_path, evaluate_saved_model
+
+
+@dataclass
+class EvaluateArguments:
+    model_name_or_path: str = field(metadata={"help": "Folder with the saved model and tokenizer."})
+    dataset: str = field(default="ml-100k", metadata={"help": "load_sequences name."})
+    data_dir: str | None = field(default=None, metadata={"help": "Data root, e.g. ../shared/data."})
+    split: str = field(default="test", metadata={"help": "validation or test."})
+    tokenizer_name_or_path: str | None = field(default=None, metadata={"help": "If not saved with the model."})
+    num_beams: int = field(default=20, metadata={"help": "Beams of the constrained search."})
+    ks: list[int] = field(default_factory=lambda: [5, 10], metadata={"help": "Cut-offs."})
+    batch_size: int = field(default=256, metadata={"help": "Users per batch."})
+    max_samples: int | None = field(default=None, metadata={"help": "First N rows only (debugging)."})
+    use_user_tokens: bool = field(default=True, metadata={"help": "As in training."})
+    output_file: str | None = field(default=None, metadata={"help": "Default MODEL/eval_<split>.json."})
+
+
+def main(argv=None) -> dict:
+    (args,) = HfArgumentParser(EvaluateArguments).parse_args_into_dataclasses(args=argv)
+    result = evaluate_saved_model(
+        args.model_name_or_path,
+        args.dataset,
+        data_dir=args.data_dir,
+        split=args.split,
+        tokenizer_name_or_path=args.tokenizer_name_or_path,
+        num_beams=args.num_beams,
+        ks=args.ks,
+        batch_size=args.batch_size,
+        max_samples=args.max_samples,
+        use_user_tokens=args.use_user_tokens,
+    )
+    path = args.output_file or default_output_path(args.model_name_or_path, args.split)
+    write_json(path, result)
+    print(json.dumps(result["metrics"], indent=2))
+    print(f"written to {path}")
+    return result
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
