@@ -19,14 +19,24 @@ RQVAEModel.register_for_auto_class("AutoModel")
 
 # --- tiger (stage 2: semantic-ID tokenizer + generative retrieval model) ---
 from transformers import AutoConfig as _AutoConfig  # noqa: E402
+from transformers import AutoModel as _AutoModel  # noqa: E402
+from transformers import AutoModelForSeq2SeqLM as _AutoModelForSeq2SeqLM  # noqa: E402
 from transformers import AutoTokenizer as _AutoTokenizer  # noqa: E402
 
-from .models.tiger import SemanticIDTokenizer, TigerConfig  # noqa: E402
+from .models.tiger import (  # noqa: E402
+    SemanticIDTokenizer,
+    TigerConfig,
+    TigerForConditionalGeneration,
+    TrieConstrainedLogitsProcessor,  # noqa: F401 (public name)
+)
 
 _AutoConfig.register("tiger", TigerConfig, exist_ok=True)
+_AutoModel.register(TigerConfig, TigerForConditionalGeneration, exist_ok=True)
+_AutoModelForSeq2SeqLM.register(TigerConfig, TigerForConditionalGeneration, exist_ok=True)
 _AutoTokenizer.register(TigerConfig, tokenizer_class=SemanticIDTokenizer, exist_ok=True)
 # auto_map + model files copied on save_pretrained, so saved folders load with trust_remote_code=True.
 TigerConfig.register_for_auto_class("AutoConfig")
+TigerForConditionalGeneration.register_for_auto_class("AutoModelForSeq2SeqLM")
 SemanticIDTokenizer.register_for_auto_class("AutoTokenizer")
 # --- end tiger ---
 

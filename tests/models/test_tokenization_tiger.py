@@ -205,6 +205,7 @@ def test_save_load_round_trip_keeps_item_id_types(tmp_path, item_type):
     assert isinstance(loaded, SemanticIDTokenizer)
     assert loaded.item_ids == tok.item_ids
     assert [type(i) for i in loaded.item_ids] == [type(i) for i in tok.item_ids]
+    assert len(loaded) == len(tok) == loaded.vocab_size and loaded.get_vocab() == tok.get_vocab()
     assert loaded.codebook_sizes == tok.codebook_sizes and loaded.max_history == 7
     assert loaded.num_user_buckets == tok.num_user_buckets
     assert torch.equal(loaded.catalogue_token_ids(), tok.catalogue_token_ids())

@@ -189,7 +189,7 @@ class SemanticIDTokenizer(PreTrainedTokenizer):
             start += size
         self.level_offsets = offsets
 
-        tokens = [pad_token, eos_token, unk_token]
+        tokens = [str(pad_token), str(eos_token), str(unk_token)]  # AddedToken objects when loaded
         tokens += [f"<u_{b}>" for b in range(self.num_user_buckets)]
         for level, size in enumerate(codebook_sizes):
             tokens += [f"<l{level}_{c}>" for c in range(size)]

@@ -1,0 +1,461 @@
+"""TigerForConditionalGeneration: T5 over semantic-ID tokens whose generate() returns only real, distinct items.
+
+This file ships as Hub remote code: it imports only torch, transformers, the standard library and the files of
+this folder (relative imports), so a saved model loads with `trust_remote_code=True` without hf_tiger.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from transformers import GenerationConfig, LogitsProcessorList, T5ForConditionalGeneration
+from transformers.utils import logging
+
+from .configuration_tiger import TigerConfig
+from .generation_tiger import TrieConstrainedLogitsProcessor, catalogue_index_for
+from .tokenization_tiger import catalogue_fingerprint
+
+logger = logging.get_logger(__name__)
+
+# Settings that would turn the pinned beam search into something else (sampling, penalties, forced tokens, ...):
+# generate() resets them to these neutral values, with a warning when one was set.
+_NEUTRAL_GENERATION_SETTINGS = {
+    "do_sample": False,
+    "temperature": 1.0,
+    "top_k": 50,
+    "top_p": 1.0,
+    "min_p": None,
+    "typical_p": 1.0,
+    "epsilon_cutoff": 0.0,
+    "eta_cutoff": 0.0,
+    "repetition_penalty": 1.0,
+    "encoder_repetition_penalty": 1.0,
+    "no_repeat_ngram_size": 0,
+    "encoder_no_repeat_ngram_size": 0,
+    "bad_words_ids": None,
+    "sequence_bias": None,
+    "forced_bos_token_id": None,
+    "forced_eos_token_id": None,
+    "suppress_tokens": None,
+    "begin_suppress_tokens": None,
+    "exponential_decay_length_penalty": None,
+    "num_beam_groups": 1,
+    "diversity_penalty": 0.0,
+    "penalty_alpha": None,
+    "guidance_scale": None,
+    "min_length": 0,
+    "min_new_tokens": None,
+    "renormalize_logits": False,
+    "watermarking_config": None,
+}
+# Decided by generate() itself in constrained mode.
+_PINNED_GENERATION_SETTINGS = (
+    "num_beams",
+    "num_return_sequences",
+    "max_new_tokens",
+    "max_length",
+    "early_stopping",
+)
+
+
+class TigerForConditionalGeneration(T5ForConditionalGeneration):
+    r"""
+    TIGER (Rajput et al., 2023): a T5 encoder-decoder that reads a user's history as semantic-ID tokens and
+    generates the next item's semantic ID.
+
+    Encoder input: `[user token] + semantic-ID tokens of each history item + [</s>]`; labels: the target item's
+    `num_levels` semantic-ID tokens (collision level included, no `</s>`), see [`SemanticIDTokenizer`].
+
+    The model stores the catalogue: the persistent buffer `catalogue` (`torch.LongTensor` of shape
+    `(config.catalogue_size, config.num_levels)`, token ids, row i = item i of the tokenizer) is saved with the
+    weights, so a model loaded on its own still only recommends real items. Replace it with
+    [`~TigerForConditionalGeneration.set_catalogue`] (cold-start items, in-stock filtering).
+
+    [`~TigerForConditionalGeneration.generate`] is trie-constrained beam search by default, and
+    [`~TigerForConditionalGeneration.recommend`] maps raw item ids in to ranked item ids out.
+
+    Args:
+        config ([`TigerConfig`]): model configuration (see [`TigerConfig.from_tokenizer`]).
+
+    Example:
+
+    ```python
+    >>> import torch
+    >>> from hf_tiger import SemanticIDTokenizer, TigerConfig, TigerForConditionalGeneration
+    >>> codes = torch.randint(0, 8, (50, 2), generator=torch.Generator().manual_seed(0))
+    >>> tok = SemanticIDTokenizer.from_codes(codes, item_ids=range(50), codebook_size=8, num_user_buckets=10)
+    >>> model = TigerForConditionalGeneration(TigerConfig.from_tokenizer(tok, d_model=32, d_ff=64, num_layers=2,
+    ...                                                                  num_heads=2, d_kv=16))
+    >>> model.set_catalogue(tok.catalogue_token_ids())
+    >>> recs = model.recommend([[1, 2, 3], [7]], tokenizer=tok, top_k=5, num_beams=10)
+    >>> [len(r) for r in recs]
+    [5, 5]
+    ```
+    """
+
+    config_class = TigerConfig
+
+    def __init__(self, config: TigerConfig):
+        super().__init__(config)
+        # Zeros are no valid semantic ID: generate() refuses to run until the catalogue is set or loaded.
+        self.register_buffer(
+            "catalogue",
+            torch.zeros(config.catalogue_size, config.num_levels, dtype=torch.long),
+            persistent=True,
+        )
+        self._tokenizer_checks: dict[tuple[str, str], bool] = {}
+
+    # ------------------------------------------------------------------ catalogue
+
+    def set_catalogue(self, catalogue: Any) -> None:
+        """Replace the catalogue of recommendable items (any size; `config.catalogue_size` follows).
+
+        Args:
+            catalogue (`torch.LongTensor` of shape `(num_items, num_levels)` or a [`SemanticIDTokenizer`]):
+                token ids of the items' semantic IDs, e.g. `tok.catalogue_token_ids()` after `tok.add_items(...)`
+                (cold start) or `tok.catalogue_token_ids()[in_stock]` (restrict recommendations). Row order is
+                kept; rows must be distinct, valid semantic IDs of this model's vocabulary.
+        """
+        if hasattr(catalogue, "catalogue_token_ids"):
+            catalogue = catalogue.catalogue_token_ids()
+        table = torch.as_tensor(catalogue)
+        if table.is_floating_point() or table.dtype == torch.bool:
+            raise ValueError(f"catalogue must hold integer token ids, got dtype {table.dtype}")
+        if table.ndim != 2 or table.shape[1] != self.config.num_levels:
+            raise ValueError(
+                f"catalogue must have shape (num_items, num_levels={self.config.num_levels}), got {tuple(table.shape)}"
+            )
+        if table.shape[0] == 0:
+            raise ValueError("catalogue must hold at least one item")
+        table = table.to(device=self.catalogue.device, dtype=torch.long)
+        bad = ~self._in_level_ranges(table)
+        if bad.any():
+            row, level = (int(v) for v in bad.nonzero()[0])
+            low = self.config.level_offsets[level]
+            raise ValueError(
+                f"catalogue row {row} has token {int(table[row, level])} at level {level}, outside that level's "
+                f"range [{low}, {low + self.config.codebook_sizes[level]}): pass token ids (tok.catalogue_token_ids()), "
+                "not raw codes"
+            )
+        unique = torch.unique(table, dim=0)
+        if unique.shape[0] != table.shape[0]:
+            raise ValueError(f"catalogue holds {table.shape[0] - unique.shape[0]} duplicate semantic IDs")
+        self.catalogue = table.contiguous()
+        self.config.catalogue_size = int(table.shape[0])
+
+    def _in_level_ranges(self, table: torch.Tensor) -> torch.Tensor:
+        low = torch.tensor(self.config.level_offsets, device=table.device)
+        high = low + torch.tensor(self.config.codebook_sizes, device=table.device)
+        return (table >= low) & (table < high)
+
+    def catalogue_fingerprint(self) -> str:
+        """SHA-256 of the `catalogue` buffer; equals `SemanticIDTokenizer.catalogue_fingerprint()` when they match."""
+        return catalogue_fingerprint(self.catalogue)
+
+    def _catalogue_index(self):
+        if self.catalogue.shape[0] == 0 or not bool(self._in_level_ranges(self.catalogue).all()):
+            raise ValueError(
+                "the model has no valid catalogue: call model.set_catalogue(tokenizer.catalogue_token_ids()) "
+                "before generating (a freshly initialised model has none)"
+            )
+        return catalogue_index_for(
+            self.catalogue,
+            self.config.vocab_size,
+            eos_token_id=self.config.eos_token_id,
+            pad_token_id=self.config.pad_token_id,
+            cache_owner=self,
+        )
+
+    # ------------------------------------------------------------------ generation
+
+    def generate(
+        self,
+        inputs: torch.Tensor | None = None,
+        generation_config: GenerationConfig | None = None,
+        logits_processor: LogitsProcessorList | None = None,
+        constrained: bool = True,
+        **kwargs,
+    ):
+        r"""
+        Trie-constrained beam search over the model's catalogue (default), or plain transformers generation.
+
+        With `constrained=True` the search is pinned: beam search (`do_sample=False`) with
+        `num_beams = max(num_beams, num_return_sequences)`, exactly `num_levels` new tokens, and a
+        [`TrieConstrainedLogitsProcessor`] so every returned sequence is a catalogue item and the
+        `num_return_sequences` sequences of one input are distinct items. Settings that would change that
+        (sampling, temperature/top-k/top-p, repetition penalties, forced or suppressed tokens, ...) are reset with a
+        warning, whether they come from `model.generation_config`, `generation_config` or keyword arguments.
+
+        When an input has fewer distinct catalogue items than `num_return_sequences` (catalogue smaller than the
+        beam count), the missing rows come last and are *padding rows*: every token is `pad_token_id` and, in
+        `sequences_scores`, the score is `-inf`; `tokenizer.decode_items` maps them to `None`.
+
+        Args:
+            inputs / input_ids (`torch.LongTensor` of shape `(batch_size, seq_len)`): encoder input ids.
+            attention_mask (`torch.LongTensor` of shape `(batch_size, seq_len)`, *optional*).
+            num_beams (`int`, *optional*): beam width; defaults to `generation_config.num_beams` when > 1, else
+                `config.default_num_beams`; raised to `num_return_sequences` if smaller.
+            num_return_sequences (`int`, *optional*, defaults to 1): items returned per input.
+            generation_config (`GenerationConfig`, *optional*): base settings (pinned settings are overridden).
+            logits_processor (`LogitsProcessorList`, *optional*): extra processors, applied after the trie mask
+                (they may only remove items, e.g. to mask out already-seen items).
+            constrained (`bool`, *optional*, defaults to `True`): `False` runs `T5ForConditionalGeneration.generate`
+                unchanged (no catalogue, nothing pinned), e.g. for benchmarks.
+            kwargs: other `generate()` arguments (`return_dict_in_generate`, `output_scores`, ...).
+
+        Returns:
+            `torch.LongTensor` of shape `(batch_size * num_return_sequences, 1 + num_levels)` (decoder start token
+            first), or a `ModelOutput` with `sequences` and `sequences_scores` (shape
+            `(batch_size * num_return_sequences,)`, log-probability sum divided by `num_levels ** length_penalty`)
+            when `return_dict_in_generate=True`.
+        """
+        if not constrained:
+            return super().generate(
+                inputs, generation_config=generation_config, logits_processor=logits_processor, **kwargs
+            )
+        if kwargs.get("prefix_allowed_tokens_fn") is not None:
+            raise ValueError(
+                "prefix_allowed_tokens_fn replaces the catalogue constraint: pass constrained=False with it"
+            )
+        generation_config, model_kwargs = self._pinned_generation_config(generation_config, kwargs)
+        return_dict = bool(generation_config.return_dict_in_generate)
+        wants_scores = bool(generation_config.output_scores)
+        generation_config.return_dict_in_generate = True
+        generation_config.output_scores = True
+        generation_config.output_logits = generation_config.num_beams == 1 or bool(
+            generation_config.output_logits
+        )
+
+        index = self._catalogue_index()
+        processors = LogitsProcessorList([TrieConstrainedLogitsProcessor(index, prompt_length=1)])
+        processors.extend(logits_processor or [])
+        output = self._constrained_generate(inputs, generation_config, processors, index, **model_kwargs)
+        output = self._mark_padding_rows(output, index, generation_config)
+        if not wants_scores:
+            output.scores = None
+        return output if return_dict else output.sequences
+
+    def _pinned_generation_config(self, generation_config: GenerationConfig | None, kwargs: dict):
+        """Merge model / passed / keyword generation settings, then pin beam search; returns (config, model kwargs)."""
+        base = copy.deepcopy(generation_config if generation_config is not None else self.generation_config)
+        if generation_config is not None:
+            base.update(**self.generation_config.to_dict(), defaults_only=True)
+        kwargs = dict(kwargs)
+        pinned = {key: kwargs.pop(key) for key in _PINNED_GENERATION_SETTINGS if key in kwargs}
+        neutral = {key: kwargs.pop(key) for key in _NEUTRAL_GENERATION_SETTINGS if key in kwargs}
+        model_kwargs = base.update(**kwargs)
+        overridden = []
+        for key, value in _NEUTRAL_GENERATION_SETTINGS.items():
+            current = neutral.get(key, getattr(base, key, None))
+            if current is not None and current != value:
+                overridden.append(f"{key}={current!r}")
+            setattr(base, key, value)
+        if overridden:
+            logger.warning(
+                f"TIGER's constrained generate() is pinned to trie-constrained beam search; ignoring "
+                f"{', '.join(overridden)} (pass constrained=False for free-form generation)"
+            )
+        num_return_sequences = pinned.get("num_return_sequences") or base.num_return_sequences or 1
+        num_beams = pinned.get("num_beams")
+        if num_beams is None:
+            num_beams = base.num_beams if base.num_beams is not None and base.num_beams > 1 else None
+        if num_beams is None:
+            num_beams = self.config.default_num_beams
+        if num_beams < num_return_sequences:
+            logger.info(f"num_beams={num_beams} raised to num_return_sequences={num_return_sequences}")
+            num_beams = num_return_sequences
+        base.num_beams = int(num_beams)
+        base.num_return_sequences = int(num_return_sequences)
+        base.max_new_tokens = self.config.num_levels
+        base.max_length = None
+        base.early_stopping = True if num_beams > 1 else None
+        base.decoder_start_token_id = self.config.decoder_start_token_id
+        base.pad_token_id = self.config.pad_token_id
+        base.eos_token_id = self.config.eos_token_id
+        return base, model_kwargs
+
+    def _constrained_generate(self, inputs, generation_config, logits_processor, index, **model_kwargs):
+        """Runs the pinned, trie-constrained search; returns an output with `sequences` and `sequences_scores`.
+
+        Hook for the fast TIGER beam search of `generation_tiger` (same results, much faster): branch here on
+        `generation_config` and return its output; `generate()` then marks padding rows the same way.
+        """
+        saved = self.generation_config
+        self.generation_config = generation_config  # nothing from the model's own config can leak back in
+        try:
+            output = super().generate(
+                inputs, generation_config=generation_config, logits_processor=logits_processor, **model_kwargs
+            )
+        finally:
+            self.generation_config = saved
+        if generation_config.num_beams == 1:  # greedy search reports no sequence scores: use beam scoring
+            generated = output.sequences[:, 1:]
+            log_probs = torch.stack(
+                [torch.log_softmax(step.float(), dim=-1) for step in output.logits], dim=1
+            )
+            token_log_probs = log_probs.gather(-1, generated[:, : log_probs.shape[1], None]).squeeze(-1)
+            length_penalty = (
+                1.0 if generation_config.length_penalty is None else generation_config.length_penalty
+            )
+            output.sequences_scores = token_log_probs.sum(-1) / (generated.shape[1] ** length_penalty)
+        return output
+
+    def _mark_padding_rows(self, output, index, generation_config):
+        """Turn rows that are not a catalogue item, or repeat an earlier row of the same input, into padding rows."""
+        sequences = output.sequences
+        num_levels = self.config.num_levels
+        rows = generation_config.num_return_sequences
+        generated = sequences[:, 1 : 1 + num_levels]
+        if generated.shape[1] < num_levels:
+            generated = torch.nn.functional.pad(generated, (0, num_levels - generated.shape[1]), value=-1)
+        leaf = index.prefix_nodes(generated.to(index.device)).to(sequences.device).view(-1, rows)
+        valid = leaf >= 0
+        same = (leaf[:, :, None] == leaf[:, None, :]) & valid[:, :, None] & valid[:, None, :]
+        earlier = torch.ones(rows, rows, dtype=torch.bool, device=leaf.device).tril(-1)
+        keep = valid & ~(same & earlier).any(-1)  # [batch, rows]
+        scores = output.sequences_scores.view(-1, rows).masked_fill(~keep, -math.inf)
+        sequences = sequences.view(-1, rows, sequences.shape[-1]).masked_fill(
+            ~keep[..., None], self.config.pad_token_id
+        )
+        order = torch.sort((~keep).to(torch.int8), dim=1, stable=True).indices  # items first, padding last
+        output.sequences = sequences.gather(1, order[..., None].expand_as(sequences)).view(
+            -1, sequences.shape[-1]
+        )
+        output.sequences_scores = scores.gather(1, order).view(-1)
+        return output
+
+    # ------------------------------------------------------------------ recommendation
+
+    def check_tokenizer(self, tokenizer: Any) -> None:
+        """Raise `ValueError` if `tokenizer` does not match this model.
+
+        Checks the vocabulary layout (size, special ids, levels, codebook sizes, level offsets) and that every
+        item of the model's catalogue is known to the tokenizer (equal catalogue fingerprints, or the model's
+        catalogue a subset of the tokenizer's, e.g. after in-stock filtering).
+        """
+        config = self.config
+        expected = {
+            "vocab size": (config.vocab_size, len(tokenizer)),
+            "pad token id": (config.pad_token_id, tokenizer.pad_token_id),
+            "eos token id": (config.eos_token_id, tokenizer.eos_token_id),
+            "number of levels": (config.num_levels, tokenizer.num_levels),
+            "codebook sizes": (list(config.codebook_sizes), list(tokenizer.codebook_sizes)),
+            "level offsets": (list(config.level_offsets), list(tokenizer.level_offsets)),
+        }
+        for name, (model_value, tokenizer_value) in expected.items():
+            if model_value != tokenizer_value:
+                raise ValueError(
+                    f"tokenizer and model do not match: {name} is {tokenizer_value} in the tokenizer but "
+                    f"{model_value} in the model (were they trained together?)"
+                )
+        key = (self.catalogue_fingerprint(), tokenizer.catalogue_fingerprint())
+        if key[0] == key[1] or self._tokenizer_checks.get(key):
+            return
+        decoded = tokenizer.decode_items(self.catalogue.cpu())
+        unknown = [row for row, item in enumerate(decoded) if item is None]
+        if unknown:
+            raise ValueError(
+                f"tokenizer and model do not match: {len(unknown)} of the model's {len(decoded)} catalogue items "
+                f"(rows {unknown[:10]}) are unknown to the tokenizer (catalogue fingerprints {key[0][:12]} vs "
+                f"{key[1][:12]}); use the tokenizer saved with the model, or model.set_catalogue(tokenizer)"
+            )
+        self._tokenizer_checks[key] = True
+
+    @torch.no_grad()
+    def recommend(
+        self,
+        histories: Sequence[Sequence[Any]],
+        tokenizer: Any,
+        user_ids: Sequence[Any] | None = None,
+        top_k: int = 10,
+        num_beams: int | None = None,
+        return_scores: bool = False,
+        batch_size: int = 256,
+    ):
+        """Recommend the next items for each history.
+
+        Args:
+            histories (list of lists of item ids): one history per user, oldest item first. Histories longer than
+                `config.max_history` are truncated to their most recent `config.max_history` items; an empty
+                history or an unknown item id is an error.
+            tokenizer ([`SemanticIDTokenizer`]): the tokenizer the model was trained with (checked).
+            user_ids (list, *optional*): one user id per history, hashed into the user token.
+            top_k (`int`, *optional*, defaults to 10): items per history.
+            num_beams (`int`, *optional*): beam width, defaults to `config.default_num_beams`, at least `top_k`.
+            return_scores (`bool`, *optional*, defaults to `False`): also return the beam scores.
+            batch_size (`int`, *optional*, defaults to 256): histories per `generate()` call.
+
+        Returns:
+            `list[list]` of item ids, best first (fewer than `top_k` when the catalogue has fewer items), or a tuple
+            `(items, scores)` with matching `list[list[float]]` scores when `return_scores=True`.
+        """
+        if top_k < 1:
+            raise ValueError(f"top_k must be >= 1, got {top_k}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if isinstance(histories, (str, bytes)) or not isinstance(histories, Sequence):
+            raise TypeError("histories must be a list of histories (lists of item ids)")
+        if user_ids is not None and len(user_ids) != len(histories):
+            raise ValueError(f"{len(histories)} histories but {len(user_ids)} user ids")
+        for position, history in enumerate(histories):
+            if isinstance(history, (str, bytes)) or not isinstance(history, Sequence):
+                raise TypeError(
+                    f"history {position} is {type(history).__name__}, not a list of item ids; wrap a single "
+                    "history in a list: recommend([history], ...)"
+                )
+            if len(history) == 0:
+                raise ValueError(f"history {position} is empty: at least one item is needed")
+        self.check_tokenizer(tokenizer)
+        num_beams = max(num_beams or self.config.default_num_beams, top_k)
+        limit = self.config.max_history
+
+        was_training = self.training
+        self.eval()
+        items: list[list[Any]] = []
+        scores: list[list[float]] = []
+        try:
+            for start in range(0, len(histories), batch_size):
+                chunk = [list(h)[-limit:] for h in histories[start : start + batch_size]]
+                users = None if user_ids is None else list(user_ids[start : start + batch_size])
+                batch = tokenizer.batch_encode_histories(chunk, user_ids=users, return_tensors="pt")
+                output = self.generate(
+                    input_ids=batch["input_ids"].to(self.device),
+                    attention_mask=batch["attention_mask"].to(self.device),
+                    num_beams=num_beams,
+                    num_return_sequences=top_k,
+                    return_dict_in_generate=True,
+                )
+                decoded = tokenizer.decode_items(output.sequences.cpu())
+                row_scores = output.sequences_scores.float().cpu().tolist()
+                for row in range(len(chunk)):
+                    pairs = [
+                        (decoded[row * top_k + j], row_scores[row * top_k + j])
+                        for j in range(top_k)
+                        if decoded[row * top_k + j] is not None
+                    ]
+                    items.append([item for item, _ in pairs])
+                    scores.append([score for _, score in pairs])
+        finally:
+            self.train(was_training)
+        return (items, scores) if return_scores else items
+
+    # ------------------------------------------------------------------ saving
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        """`PreTrainedModel.save_pretrained`; with remote code registered, `auto_map` also covers `AutoModel` and
+        `AutoTokenizer` (the tokenizer file is copied next to the model files)."""
+        if self._auto_class is not None:
+            target = f"{self.__class__.__module__.split('.')[-1]}.{self.__class__.__name__}"
+            auto_map = dict(getattr(self.config, "auto_map", None) or {})
+            for auto_class in ("AutoModel", "AutoModelForSeq2SeqLM"):
+                auto_map.setdefault(auto_class, target)
+            auto_map.setdefault("AutoTokenizer", ["tokenization_tiger.SemanticIDTokenizer", None])
+            self.config.auto_map = auto_map
+        return super().save_pretrained(save_directory, *args, **kwargs)
+
+
+__all__ = ["TigerForConditionalGeneration"]
