@@ -178,7 +178,7 @@ def embed_items(
     cache_file = None
     if use_cache:
         key = embeddings_cache_key(texts, model_name_or_path, normalize_embeddings)
-        slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(model_name_or_path).name)[:60]
+        slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", "-".join(Path(model_name_or_path).parts[-2:]))[:60]
         cache_file = Path(cache_dir or default_embeddings_cache_dir()) / f"{slug}-{key[:40]}.safetensors"
         if cache_file.is_file():
             try:
@@ -223,6 +223,7 @@ def _atomic_save(path: Path, tensors: dict[str, np.ndarray], metadata: dict[str,
     os.close(fd)
     try:
         save_file(tensors, tmp_name, metadata=metadata)
+        os.chmod(tmp_name, 0o644)  # mkstemp creates 0600; the cache is meant to be shared
         os.replace(tmp_name, path)
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)

@@ -11,16 +11,10 @@ from typing import Any
 from datasets import Dataset, DatasetDict
 from transformers.utils import logging
 
+from . import download as _downloads
 from ._io import InteractionData
 from .amazon_2014 import amazon_2014_filenames, read_amazon_2014
 from .amazon_p5 import ITEM_TEXT_FILE, SEQUENCES_FILE, read_amazon_p5
-from .download import (
-    AMAZON_2014_BASE_URL,
-    GROUPLENS_URLS,
-    download_and_extract_zip,
-    download_file,
-    resolve_data_dir,
-)
 from .generic import find_generic_files, read_interactions
 from .movielens import read_ml_1m, read_ml_100k
 from .splits import leave_one_out
@@ -86,7 +80,7 @@ def _resolve(name: str, data_dir, download: bool | None) -> tuple[str, Any, tupl
         if kind == "generic":
             return "generic", read_interactions, find_generic_files(folder)
         return _resolve_in(kind, folder, False, folder.parent, False)
-    root, is_default_cache = resolve_data_dir(data_dir)
+    root, is_default_cache = _downloads.resolve_data_dir(data_dir)
     return _resolve_in(name, root if name == "generic" else root / name, download, root, is_default_cache)
 
 
@@ -103,7 +97,7 @@ def _resolve_in(name: str, folder: Path, download: bool | None, root: Path, is_d
         reader, files = _MOVIELENS[name]
         if not all((folder / f).is_file() for f in files):
             if _download_allowed(download, is_default_cache):
-                download_and_extract_zip(GROUPLENS_URLS[name], root, name)
+                _downloads.download_and_extract_zip(_downloads.GROUPLENS_URLS[name], root, name)
             else:
                 missing = next(folder / f for f in files if not (folder / f).is_file())
                 raise FileNotFoundError(
@@ -120,7 +114,7 @@ def _resolve_in(name: str, folder: Path, download: bool | None, root: Path, is_d
                 raise FileNotFoundError(
                     f"Amazon 2014 file not found: {folder / filename} {_missing_hint(root, is_default_cache)}"
                 )
-            download_file(AMAZON_2014_BASE_URL + filename, folder / filename)
+            _downloads.download_file(_downloads.AMAZON_2014_BASE_URL + filename, folder / filename)
         return "amazon-2014", read_amazon_2014, (folder, category)
     if name == "generic":
         return "generic", read_interactions, find_generic_files(folder)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from datasets import Dataset, DatasetDict, Features, List, Value
+import pyarrow as pa
+from datasets import Dataset, DatasetDict, DatasetInfo, Features, List, NamedSplit, Value
+from datasets.table import InMemoryTable
 from transformers.utils import logging
 
 logger = logging.get_logger(__name__)
@@ -91,6 +93,16 @@ def leave_one_out(
     user_feature = _id_feature(sequences.keys(), "user_id")
     item_feature = _id_feature({item for sequence in sequences.values() for item in sequence}, "item_id")
     features = Features({"user_id": user_feature, "history": List(item_feature), "target": item_feature})
+    schema = features.arrow_schema
+    # Arrow's C conversion of the Python lists; `Dataset.from_dict` would re-encode every row in Python
+    # (~10x slower on Beauty's 131k train rows).
     return DatasetDict(
-        {split: Dataset.from_dict(data, features=features, split=split) for split, data in columns.items()}
+        {
+            split: Dataset(
+                InMemoryTable(pa.Table.from_pydict(data, schema=schema)),
+                info=DatasetInfo(features=features),
+                split=NamedSplit(split),
+            )
+            for split, data in columns.items()
+        }
     )
