@@ -301,7 +301,9 @@ class TrieConstrainedLogitsProcessor(LogitsProcessor):
         else:
             if vocab_size is None:
                 raise ValueError("vocab_size is required when building the processor from a catalogue tensor")
-            self.index = CatalogueIndex(catalogue, vocab_size, eos_token_id=eos_token_id, pad_token_id=pad_token_id)
+            self.index = CatalogueIndex(
+                catalogue, vocab_size, eos_token_id=eos_token_id, pad_token_id=pad_token_id
+            )
         if prompt_length < 0:
             raise ValueError(f"prompt_length must be >= 0, got {prompt_length}")
         self.prompt_length = prompt_length
@@ -351,7 +353,9 @@ def catalogue_index_for(
     cached = getattr(cache_owner, "_tiger_catalogue_index", None) if cache_owner is not None else None
     if cached is not None and cached[0] == key:
         return cached[1]
-    index = CatalogueIndex(catalogue_token_ids, vocab_size, eos_token_id=eos_token_id, pad_token_id=pad_token_id)
+    index = CatalogueIndex(
+        catalogue_token_ids, vocab_size, eos_token_id=eos_token_id, pad_token_id=pad_token_id
+    )
     index = index.to(catalogue_token_ids.device)
     if cache_owner is not None:
         object.__setattr__(cache_owner, "_tiger_catalogue_index", (key, index))
@@ -397,37 +401,58 @@ class _T5BeamDecoder:
     """
     Incremental T5 decoder for beams that share one encoder output.
 
-    Reuses the model's own modules (embedding, layer norms, q/k/v/o projections, relative position bias of the
-    first layer, feed-forward sub-layers, lm_head); only the two attention products are written out, so that:
+    Reuses the model's own modules and weights (embedding, layer norms, q/k/v/o projections -- the self-attention
+    q/k/v weights concatenated into one matmul --, the first layer's relative position bias, the feed-forward
+    sub-layers, lm_head); only the two attention products are written out, so that:
 
-    - cross-attention keys/values are projected once per input, ``[B, H, S, d]``, and the beams of an input are the
-      *query* axis of one matmul ``[B, H, K, d] @ [B, H, d, S]`` (shared by broadcast: no copy, no reorder);
-    - self-attention keys/values are a small ``[B, K, H, t, d]`` cache (t <= num_levels + 1) gathered along the beam
-      axis when beams are re-ranked.
+    - cross-attention keys/values are projected once per input (``[B, H, d, S]`` / ``[B, H, S, d]``) and shared by
+      its beams by broadcast: the K beams of an input are the *query* axis of one matmul
+      ``[B, H, K, d] @ [B, H, d, S]`` (no copy per beam, no reordering);
+    - the self-attention cache is ``[B * K, t, 2 * H * d]`` with t <= num_levels + 1, re-ranked by one
+      ``index_select`` per layer.
     """
 
     def __init__(self, model: nn.Module, encoder_hidden_states: torch.Tensor, encoder_attention_mask):
         decoder = model.get_decoder()
         config = model.config
-        self.model = model
         self.decoder = decoder
         self.blocks = list(decoder.block)
         first_attention = self.blocks[0].layer[0].SelfAttention
         self.num_heads = first_attention.n_heads
         self.head_dim = first_attention.key_value_proj_dim
+        self.inner_dim = self.num_heads * self.head_dim
         self.relative_attention = first_attention if first_attention.has_relative_attention_bias else None
-        self.scale_output = getattr(config, "scale_decoder_outputs", getattr(config, "tie_word_embeddings", True))
+        self.scale_output = getattr(
+            config, "scale_decoder_outputs", getattr(config, "tie_word_embeddings", True)
+        )
         self.model_dim = config.d_model
         self.lm_head = model.get_output_embeddings()
+        self.qkv_weights = [
+            torch.cat(
+                [
+                    block.layer[0].SelfAttention.q.weight,
+                    block.layer[0].SelfAttention.k.weight,
+                    block.layer[0].SelfAttention.v.weight,
+                ],
+                dim=0,
+            )
+            for block in self.blocks
+        ]
 
         batch_size, source_length, _ = encoder_hidden_states.shape
         dtype = encoder_hidden_states.dtype
-        self.cross_keys, self.cross_values = [], []
+        self.cross_keys_t, self.cross_values = [], []
+        shape = (batch_size, source_length, self.num_heads, self.head_dim)
         for block in self.blocks:
             attention = block.layer[1].EncDecAttention
-            shape = (batch_size, source_length, self.num_heads, self.head_dim)
-            self.cross_keys.append(attention.k(encoder_hidden_states).view(shape).transpose(1, 2))
-            self.cross_values.append(attention.v(encoder_hidden_states).view(shape).transpose(1, 2))
+            scale = getattr(attention, "scaling", 1.0)
+            keys = attention.k(encoder_hidden_states).view(shape)
+            if scale != 1.0:
+                keys = keys * scale
+            self.cross_keys_t.append(keys.permute(0, 2, 3, 1).contiguous())  # [B, H, d, S]
+            self.cross_values.append(
+                attention.v(encoder_hidden_states).view(shape).transpose(1, 2).contiguous()
+            )
         if encoder_attention_mask is None:
             self.cross_bias = None
         else:
@@ -435,8 +460,7 @@ class _T5BeamDecoder:
             self.cross_bias = torch.zeros(keep.shape, dtype=dtype, device=keep.device).masked_fill(
                 ~keep, torch.finfo(dtype).min
             )
-        self.self_keys: list[torch.Tensor | None] = [None] * len(self.blocks)
-        self.self_values: list[torch.Tensor | None] = [None] * len(self.blocks)
+        self.self_cache: list[torch.Tensor | None] = [None] * len(self.blocks)
         self.length = 0
 
     def step(self, tokens: torch.Tensor) -> torch.Tensor:
@@ -445,66 +469,61 @@ class _T5BeamDecoder:
             tokens (`torch.LongTensor` of shape `(B, K)`): the newest token of each beam.
 
         Returns:
-            `torch.FloatTensor` of shape `(B, K, V)`: float32 next-token log-probabilities.
+            `torch.FloatTensor` of shape `(B, K, V)`: next-token logits, float32.
         """
         batch_size, num_beams = tokens.shape
-        heads, head_dim = self.num_heads, self.head_dim
+        rows = batch_size * num_beams
+        heads, head_dim, inner = self.num_heads, self.head_dim, self.inner_dim
         self.length += 1
-        hidden = self.decoder.dropout(self.decoder.embed_tokens(tokens))  # [B, K, D]
+        hidden = self.decoder.dropout(self.decoder.embed_tokens(tokens.reshape(rows)))  # [B*K, D]
         if self.relative_attention is not None:
             bias = self.relative_attention.compute_bias(
                 1, self.length, device=tokens.device, past_seen_tokens=self.length - 1
             )  # [1, H, 1, t]
-            position_bias = bias.view(1, 1, heads, self.length).to(hidden.dtype)
+            position_bias = bias[0, :, 0, :].transpose(0, 1).to(hidden.dtype)  # [t, H]
         else:
             position_bias = None
         for i, block in enumerate(self.blocks):
             # self-attention over this beam's own (short) history
             layer = block.layer[0]
             attention = layer.SelfAttention
-            normed = layer.layer_norm(hidden)
-            query = attention.q(normed).view(batch_size, num_beams, heads, 1, head_dim)
-            key = attention.k(normed).view(batch_size, num_beams, heads, 1, head_dim)
-            value = attention.v(normed).view(batch_size, num_beams, heads, 1, head_dim)
-            if self.self_keys[i] is not None:
-                key = torch.cat((self.self_keys[i], key), dim=3)
-                value = torch.cat((self.self_values[i], value), dim=3)
-            self.self_keys[i], self.self_values[i] = key, value
-            scores = torch.matmul(query, key.transpose(-1, -2)).squeeze(-2)  # [B, K, H, t]
-            scores = scores * getattr(attention, "scaling", 1.0)
+            qkv = nn.functional.linear(layer.layer_norm(hidden), self.qkv_weights[i])  # [B*K, 3 * inner]
+            query = qkv[:, :inner].view(rows, 1, heads, head_dim)
+            new_kv = qkv[:, None, inner:]
+            cache = new_kv if self.self_cache[i] is None else torch.cat((self.self_cache[i], new_kv), dim=1)
+            self.self_cache[i] = cache  # [B*K, t, 2 * inner]
+            keys = cache[..., :inner].view(rows, self.length, heads, head_dim)
+            values = cache[..., inner:].view(rows, self.length, heads, head_dim)
+            scores = (query * keys).sum(-1) * getattr(attention, "scaling", 1.0)  # [B*K, t, H]
             if position_bias is not None:
                 scores = scores + position_bias
-            weights = torch.softmax(scores, dim=-1)
-            context = torch.matmul(weights.unsqueeze(-2), value).reshape(batch_size, num_beams, heads * head_dim)
+            weights = torch.softmax(scores, dim=1)
+            context = (weights[..., None] * values).sum(1).reshape(rows, inner)
             hidden = _clamp_fp16(hidden + layer.dropout(attention.o(context)))
 
             # cross-attention: the K beams of an input are K queries against its shared keys/values
             layer = block.layer[1]
             attention = layer.EncDecAttention
-            normed = layer.layer_norm(hidden)
-            query = attention.q(normed).view(batch_size, num_beams, heads, head_dim).transpose(1, 2)  # [B,H,K,d]
-            scores = torch.matmul(query, self.cross_keys[i].transpose(-1, -2))  # [B, H, K, S]
-            scores = scores * getattr(attention, "scaling", 1.0)
+            query = attention.q(layer.layer_norm(hidden)).view(batch_size, num_beams, heads, head_dim)
+            scores = torch.matmul(query.transpose(1, 2), self.cross_keys_t[i])  # [B, H, K, S]
             if self.cross_bias is not None:
                 scores = scores + self.cross_bias
             weights = torch.softmax(scores, dim=-1)
-            context = torch.matmul(weights, self.cross_values[i])  # [B, H, K, d]
-            context = context.transpose(1, 2).reshape(batch_size, num_beams, heads * head_dim)
+            context = torch.matmul(weights, self.cross_values[i]).transpose(1, 2).reshape(rows, inner)
             hidden = _clamp_fp16(hidden + layer.dropout(attention.o(context)))
 
             hidden = _clamp_fp16(block.layer[-1](hidden))
         hidden = self.decoder.dropout(self.decoder.final_layer_norm(hidden))
         if self.scale_output:
             hidden = hidden * (self.model_dim**-0.5)
-        logits = self.lm_head(hidden)
-        return torch.log_softmax(logits.float(), dim=-1)
+        return self.lm_head(hidden).float().view(batch_size, num_beams, -1)
 
     def reorder(self, parents: torch.Tensor) -> None:
         """Keeps, for each new beam, the self-attention cache of its parent. `parents`: `(B, K_new)` beam indices."""
-        index = parents[:, :, None, None, None]
-        for i in range(len(self.blocks)):
-            self.self_keys[i] = torch.take_along_dim(self.self_keys[i], index, dim=1)
-            self.self_values[i] = torch.take_along_dim(self.self_values[i], index, dim=1)
+        batch_size, old_beams = parents.shape[0], self.self_cache[0].shape[0] // parents.shape[0]
+        offsets = torch.arange(batch_size, device=parents.device)[:, None] * old_beams
+        flat = (parents + offsets).reshape(-1)
+        self.self_cache = [cache.index_select(0, flat) for cache in self.self_cache]
 
 
 @torch.no_grad()
@@ -591,7 +610,9 @@ def tiger_beam_search(
     if encoder_outputs is None:
         if input_ids is None:
             raise ValueError("pass input_ids or encoder_outputs")
-        encoder_outputs = model.get_encoder()(input_ids=input_ids, attention_mask=attention_mask, return_dict=True)
+        encoder_outputs = model.get_encoder()(
+            input_ids=input_ids, attention_mask=attention_mask, return_dict=True
+        )
     encoder_hidden_states = encoder_outputs[0]
     device = encoder_hidden_states.device
     batch_size = encoder_hidden_states.shape[0]
@@ -605,7 +626,9 @@ def tiger_beam_search(
     beam_scores = torch.zeros((batch_size, 1), dtype=torch.float32, device=device)
     generated = torch.empty((batch_size, 1, 0), dtype=torch.long, device=device)
     for step in range(num_steps):
-        log_probs = decoder.step(tokens)  # [B, K, V]
+        logits = decoder.step(tokens)  # [B, K, V], float32
+        # log_softmax over the whole vocabulary, evaluated only on the columns this step can choose from
+        log_normalizer = torch.logsumexp(logits, dim=-1, keepdim=True)
         if step < index.num_levels:
             low, width = index.level_low[step], index.level_width[step]
             allowed = index.children_mask(step, node)  # [B, K, W]
@@ -614,7 +637,7 @@ def tiger_beam_search(
             low, width = index.eos_token_id, 1
             allowed = (node >= 0)[..., None]
             keep = node.shape[1]
-        candidates = beam_scores[..., None] + log_probs[..., low : low + width]
+        candidates = beam_scores[..., None] + (logits[..., low : low + width] - log_normalizer)
         candidates = candidates.masked_fill(~allowed, -math.inf).view(batch_size, -1)
         beam_scores, flat = candidates.topk(keep, dim=-1)  # [B, keep], sorted
         parents = torch.div(flat, width, rounding_mode="floor")
@@ -626,7 +649,9 @@ def tiger_beam_search(
             node = parent_node
         node = torch.where(torch.isfinite(beam_scores), node, -1)
         tokens = relative + low
-        generated = torch.cat((torch.take_along_dim(generated, parents[..., None], dim=1), tokens[..., None]), -1)
+        generated = torch.cat(
+            (torch.take_along_dim(generated, parents[..., None], dim=1), tokens[..., None]), -1
+        )
         if step + 1 < num_steps:
             decoder.reorder(parents)
 
@@ -638,7 +663,9 @@ def tiger_beam_search(
     generated = generated.masked_fill(~alive[..., None], pad_token_id)
     if num_kept < num_return_sequences:
         missing = num_return_sequences - num_kept
-        generated = torch.cat((generated, generated.new_full((batch_size, missing, num_steps), pad_token_id)), 1)
+        generated = torch.cat(
+            (generated, generated.new_full((batch_size, missing, num_steps), pad_token_id)), 1
+        )
         scores = torch.cat((scores, scores.new_full((batch_size, missing), -math.inf)), 1)
         rows = torch.cat((rows, rows.new_full((batch_size, missing), -1)), 1)
     generated = generated[:, :num_return_sequences]
