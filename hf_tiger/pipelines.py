@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import json
 import numbers
+import os
+import shutil
+import tempfile
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -19,6 +22,7 @@ logger = logging.get_logger(__name__)
 
 ITEMS_FILE_NAME = "items.jsonl"
 TASK_NAME = "next-item-recommendation"
+PIPELINE_FILE_NAME = "pipeline_tiger.py"
 
 
 def _is_item_id(value: Any) -> bool:
@@ -57,6 +61,43 @@ def read_item_texts(path: str) -> dict[Any, str]:
             if record.get("text") is not None:
                 texts[item_id] = str(record["text"])
     return texts
+
+
+def save_pipeline_code(save_directory: str | os.PathLike) -> str:
+    """Ship this pipeline with a saved model: copy this file as `pipeline_tiger.py` into `save_directory` and name
+    it in the folder's `config.json` (`custom_pipelines`), so `pipeline("next-item-recommendation", model=...,
+    trust_remote_code=True)` works where hf_tiger is not installed.
+
+    Args:
+        save_directory (`str` or `os.PathLike`): a folder holding the model's `config.json`.
+
+    Returns:
+        `str`: the path of the copied file.
+    """
+    config_path = os.path.join(save_directory, "config.json")
+    if not os.path.isfile(config_path):
+        raise FileNotFoundError(f"{config_path} not found: save the model to {save_directory} first")
+    target = os.path.join(save_directory, PIPELINE_FILE_NAME)
+    shutil.copyfile(__file__, target)
+    with open(config_path, encoding="utf-8") as f:
+        config = json.load(f)
+    config["custom_pipelines"] = {
+        TASK_NAME: {
+            "impl": f"{os.path.splitext(PIPELINE_FILE_NAME)[0]}.NextItemRecommendationPipeline",
+            "pt": ["AutoModelForSeq2SeqLM"],
+            "type": "text",
+        }
+    }
+    fd, tmp = tempfile.mkstemp(dir=save_directory, prefix=".config.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(json.dumps(config, indent=2, sort_keys=True) + "\n")
+        os.replace(tmp, config_path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    return target
 
 
 class NextItemRecommendationPipeline(Pipeline):
@@ -100,6 +141,18 @@ class NextItemRecommendationPipeline(Pipeline):
         if self.tokenizer is None:
             raise ValueError("the next-item-recommendation pipeline needs the model's SemanticIDTokenizer")
         self._item_texts = dict(item_texts) if item_texts is not None else None
+
+    def save_pretrained(self, save_directory: str | os.PathLike, **kwargs):
+        """Save the model and tokenizer, plus this pipeline's code named in `config.json` (see
+        [`save_pipeline_code`]); item text given as `item_texts` is written to `items.jsonl`."""
+        os.makedirs(save_directory, exist_ok=True)
+        self.model.save_pretrained(save_directory, **kwargs)
+        self.tokenizer.save_pretrained(save_directory, **kwargs)
+        save_pipeline_code(save_directory)
+        if self.item_texts:
+            with open(os.path.join(save_directory, ITEMS_FILE_NAME), "w", encoding="utf-8") as f:
+                for item_id, text in self.item_texts.items():
+                    f.write(json.dumps({"item_id": item_id, "text": text}, ensure_ascii=False) + "\n")
 
     # ------------------------------------------------------------------ item text
 

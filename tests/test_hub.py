@@ -3,16 +3,39 @@
 import json
 
 import pytest
-from huggingface_hub import EvalResult, ModelCard
+import torch
+from hub_helpers import (
+    EMBEDDING_DIM,
+    ITEM_IDS,
+    ITEM_TEXTS,
+    NUM_ITEMS,
+    REPO_ID,
+    build_hub_cache,
+    run_without_hf_tiger,
+    tiny_recommender,
+    use_hub_cache,
+)
+from huggingface_hub import CommitOperationAdd, EvalResult, HfApi, ModelCard
+from huggingface_hub.hf_api import RepoUrl
+from transformers import AutoModel, AutoModelForSeq2SeqLM, AutoTokenizer
 
+from hf_tiger import RQVAEModel, SemanticIDTokenizer, TigerForConditionalGeneration, TigerRecommender
 from hf_tiger.hub import build_eval_results, create_model_card, extract_test_metrics, load_results
 
+# The layout `hf_tiger.training.train` writes (test metrics without the "test_" prefix).
 RESULTS = {
     "dataset": "amazon-p5/beauty",
-    "validation": {"recall@5": 0.91, "ndcg@5": 0.92},
     "test": {"recall@5": 0.0511, "recall@10": 0.0702, "ndcg@5": 0.0333, "ndcg@10": 0.0398, "loss": 2.5},
-    "config": {"learning_rate": 0.001, "num_train_epochs": 3, "ks": [5, 10]},
+    "test_seconds": 41.0,
+    "best_validation": {"metric": "recall@10", "value": 0.0913, "checkpoint": "runs/x/checkpoint-1200"},
+    "validation_history": [{"step": 1200, "eval_recall@5": 0.91, "eval_ndcg@5": 0.92}],
+    "train": {"epochs": 3.0, "global_step": 1200, "train_loss": 3.1, "wall_seconds": 612.0},
+    "config": {
+        "data": {"dataset": "amazon-p5/beauty", "max_history": 20},
+        "training": {"learning_rate": 0.001, "num_train_epochs": 3, "ks": [5, 10]},
+    },
     "versions": {"torch": "2.13.0", "transformers": "5.23.0"},
+    "hardware": {"device": "cpu", "torch_threads": 2, "world_size": 1},
 }
 CARD_ARGS = dict(
     repo_id="org/tiger-beauty",
@@ -98,11 +121,20 @@ def test_model_card_round_trip_carries_metrics(tmp_path):
     assert 'pipeline("next-item-recommendation", model="org/tiger-beauty")' in text
     assert 'trust_remote_code=True' in text and 'subfolder="rqvae"' in text
     assert "learning_rate: 0.001" in text and "num_train_epochs: 3" in text
+    assert "3 epochs, 1,200 steps, 10.2 min wall time, on CPU (2 threads)" in text
+    assert "validation recall@10 = 0.0913" in text
+    assert "Note:" not in text
     assert "torch 2.13.0, transformers 5.23.0" in text
     assert "12,101" in text and "sentence-transformers/all-MiniLM-L6-v2" in text
     assert "[12, 7, 431]" in text
     assert "@inproceedings{rajput2023tiger" in text and "Recommender Systems with Generative Retrieval" in text
     assert "## Limitations" in text
+
+
+def test_model_card_flags_partial_test_results():
+    results = {**RESULTS, "test_note": "first 100 test rows only: not a full test result"}
+    card = create_model_card(**CARD_ARGS, results=results)
+    assert "**Note: first 100 test rows only: not a full test result.**" in card.text
 
 
 def test_model_card_without_results(tmp_path):
@@ -122,3 +154,187 @@ def test_model_card_template_errors(tmp_path):
     card = create_model_card(**CARD_ARGS, results=RESULTS, template_path=template)
     assert card.text.strip() == "# tiger-beauty on Amazon Beauty (2014 5-core, P5 / TIGER split)"
     assert len(card.data.eval_results) == 4
+
+
+# ---------------------------------------------------------------------------- the recommender folder
+
+EXPECTED_FILES = [
+    "README.md",
+    "config.json",
+    "configuration_rqvae.py",
+    "configuration_tiger.py",
+    "generation_config.json",
+    "generation_tiger.py",
+    "hf_tiger.json",
+    "items.jsonl",
+    "model.safetensors",
+    "modeling_rqvae.py",
+    "modeling_tiger.py",
+    "pipeline_tiger.py",
+    "results.json",
+    "rqvae/config.json",
+    "rqvae/configuration_rqvae.py",
+    "rqvae/model.safetensors",
+    "rqvae/modeling_rqvae.py",
+    "semantic_ids.json",
+    "tokenization_tiger.py",
+    "tokenizer_config.json",
+]
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory):
+    return build_hub_cache(tmp_path_factory)
+
+
+def test_save_pretrained_layout(hub):
+    folder, recommender = hub["folder"], hub["recommender"]
+    assert hub["files"] == EXPECTED_FILES
+    assert sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()) == EXPECTED_FILES
+
+    meta = json.loads((folder / "hf_tiger.json").read_text())
+    assert meta["sentence_encoder"] == "sentence-transformers/all-MiniLM-L6-v2"
+    assert meta["rqvae_subfolder"] == "rqvae" and meta["items_file"] == "items.jsonl"
+    assert meta["catalogue_size"] == NUM_ITEMS and meta["embedding_dim"] == EMBEDDING_DIM
+    assert meta["catalogue_fingerprint"] == recommender.tokenizer.catalogue_fingerprint()
+    assert meta["dataset"] == "amazon-p5/beauty" and meta["item_id_type"] == "str"
+
+    config = json.loads((folder / "config.json").read_text())
+    assert config["auto_map"]["AutoModelForSeq2SeqLM"] == "modeling_tiger.TigerForConditionalGeneration"
+    assert config["custom_pipelines"]["next-item-recommendation"] == {
+        "impl": "pipeline_tiger.NextItemRecommendationPipeline",
+        "pt": ["AutoModelForSeq2SeqLM"],
+        "type": "text",
+    }
+    rows = [json.loads(line) for line in (folder / "items.jsonl").read_text().splitlines()]
+    assert [r["item_id"] for r in rows] == ITEM_IDS
+    assert all(r["text"] == ITEM_TEXTS[r["item_id"]] for r in rows)
+    assert json.loads((folder / "results.json").read_text()) == recommender.results
+
+    card = ModelCard.load(folder / "README.md")
+    assert {r.metric_name: r.metric_value for r in card.data.eval_results} == {"Recall@5": 0.25, "NDCG@5": 0.125}
+    assert f'model="{REPO_ID}"' in card.text and "12 items" in card.text.replace("12-item", "12 items")
+
+
+def test_save_refuses_mismatched_catalogues(tmp_path):
+    recommender = tiny_recommender()
+    recommender.tokenizer = tiny_recommender(num_items=6).tokenizer  # another collision level size
+    with pytest.raises(ValueError, match="do not match"):
+        recommender.save_pretrained(tmp_path / "bad")
+    assert not (tmp_path / "bad" / "config.json").exists()
+
+
+# ---------------------------------------------------------------------------- push_to_hub (network patched)
+
+
+def test_push_to_hub_uploads_exactly_the_saved_files(monkeypatch, tmp_path, hub):
+    calls = {}
+
+    def fake_create_repo(self, repo_id, *, token=None, private=None, exist_ok=False, **kwargs):
+        calls["create_repo"] = {"repo_id": repo_id, "token": token, "private": private, "exist_ok": exist_ok}
+        return RepoUrl(f"https://huggingface.co/{repo_id}")
+
+    def fake_create_commit(self, repo_id, operations, *, commit_message, token=None, revision=None, create_pr=None,
+                           **kwargs):
+        uploaded = {}
+        for op in operations:
+            assert isinstance(op, CommitOperationAdd)
+            with open(op.path_or_fileobj, "rb") as f:  # the temporary folder still exists during the commit
+                uploaded[op.path_in_repo] = f.read()
+        calls["create_commit"] = {"repo_id": repo_id, "files": uploaded, "message": commit_message, "token": token,
+                                  "revision": revision, "create_pr": create_pr}
+        return "commit-info"
+
+    monkeypatch.setattr(HfApi, "create_repo", fake_create_repo)
+    monkeypatch.setattr(HfApi, "create_commit", fake_create_commit)
+    recommender = hub["recommender"]
+    result = recommender.push_to_hub(REPO_ID, private=True, token="hf_test", commit_message="tiny tiger")
+
+    assert result == "commit-info"
+    assert calls["create_repo"] == {"repo_id": REPO_ID, "token": "hf_test", "private": True, "exist_ok": True}
+    commit = calls["create_commit"]
+    assert (commit["repo_id"], commit["message"], commit["token"]) == (REPO_ID, "tiny tiger", "hf_test")
+    assert sorted(commit["files"]) == EXPECTED_FILES
+    saved = hub["folder"]
+    for name, content in commit["files"].items():
+        if name != "model.safetensors" and not name.endswith("/model.safetensors"):
+            assert content == (saved / name).read_bytes(), name
+    card = ModelCard(commit["files"]["README.md"].decode("utf-8"))
+    assert {r.metric_name: r.metric_value for r in card.data.eval_results} == {"Recall@5": 0.25, "NDCG@5": 0.125}
+    assert card.data.library_name == "transformers" and "hf_tiger" in card.data.tags
+    assert f'pipeline("next-item-recommendation", model="{REPO_ID}", trust_remote_code=True)' in card.text
+    from safetensors.torch import load
+
+    assert torch.equal(load(commit["files"]["model.safetensors"])["catalogue"], recommender.model.catalogue)
+
+
+# ---------------------------------------------------------------------------- loading by repo id (offline)
+
+
+def test_load_by_repo_id_from_hub_cache(monkeypatch, hub):
+    use_hub_cache(monkeypatch, hub["cache"])
+    original = hub["recommender"]
+    model = AutoModelForSeq2SeqLM.from_pretrained(REPO_ID)
+    tokenizer = AutoTokenizer.from_pretrained(REPO_ID)
+    rqvae = AutoModel.from_pretrained(REPO_ID, subfolder="rqvae")
+    assert isinstance(model, TigerForConditionalGeneration) and isinstance(tokenizer, SemanticIDTokenizer)
+    assert isinstance(rqvae, RQVAEModel)
+    assert str(hub["snapshot"]) in str(model.config._name_or_path) or model.name_or_path == REPO_ID
+
+    histories = [[ITEM_IDS[1], ITEM_IDS[2]], [ITEM_IDS[5]]]
+    assert model.recommend(histories, tokenizer=tokenizer, top_k=5) == original.recommend(histories, top_k=5)
+    batch = tokenizer.batch_encode_histories(histories, return_tensors="pt")
+    labels = torch.tensor([tokenizer.encode_target(ITEM_IDS[3]), tokenizer.encode_target(ITEM_IDS[4])])
+    with torch.no_grad():
+        expected = original.model(**batch, labels=labels).logits
+        torch.testing.assert_close(model(**batch, labels=labels).logits, expected)
+    embeddings = torch.randn(6, EMBEDDING_DIM)
+    assert torch.equal(rqvae.get_semantic_ids(embeddings), original.rqvae.get_semantic_ids(embeddings))
+
+    loaded = TigerRecommender.from_pretrained(REPO_ID)
+    assert loaded.sentence_encoder == "sentence-transformers/all-MiniLM-L6-v2"
+    assert loaded.item_text(ITEM_IDS[3]) == ITEM_TEXTS[ITEM_IDS[3]]
+    assert loaded.results == original.results and loaded.dataset_name == "amazon-p5/beauty"
+    assert loaded.recommend(histories, top_k=5) == original.recommend(histories, top_k=5)
+
+
+@pytest.mark.slow  # a fresh Python process importing torch + transformers (~10-20 s on 2 shared cores)
+def test_load_by_repo_id_without_hf_tiger(hub, tmp_path):
+    """A fresh process that cannot import hf_tiger loads model, tokenizer, RQ-VAE and pipeline by repo id."""
+    original = hub["recommender"]
+    histories = [[ITEM_IDS[1], ITEM_IDS[2]], [ITEM_IDS[5]]]
+    embeddings = torch.randn(6, EMBEDDING_DIM)
+    expected = {
+        "recommend": original.recommend(histories, top_k=5),
+        "pipeline": [[r["item_id"] for r in row] for row in original.pipeline()(histories, top_k=4)],
+        "codes": original.rqvae.get_semantic_ids(embeddings).tolist(),
+    }
+    code = f"""
+    import json
+    import torch
+    from transformers import AutoModel, AutoModelForSeq2SeqLM, AutoTokenizer, pipeline
+
+    repo = {REPO_ID!r}
+    model = AutoModelForSeq2SeqLM.from_pretrained(repo, trust_remote_code=True)
+    tokenizer = AutoTokenizer.from_pretrained(repo, trust_remote_code=True)
+    rqvae = AutoModel.from_pretrained(repo, subfolder="rqvae", trust_remote_code=True)
+    recommender = pipeline("next-item-recommendation", model=repo, trust_remote_code=True, device="cpu")
+    histories = {histories!r}
+    out = recommender(histories, top_k=4)
+    print("RESULT" + json.dumps({{
+        "classes": [type(model).__module__, type(tokenizer).__module__, type(rqvae).__module__,
+                    type(recommender).__module__],
+        "recommend": model.recommend(histories, tokenizer=tokenizer, top_k=5),
+        "pipeline": [[r["item_id"] for r in row] for row in out],
+        "texts": [r.get("text") for r in out[0]],
+        "codes": rqvae.get_semantic_ids(torch.tensor({embeddings.tolist()!r})).tolist(),
+    }}))
+    """
+    proc = run_without_hf_tiger(code, hf_home=hub["hf_home"], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    result = json.loads(proc.stdout.split("RESULT", 1)[1])
+    assert all(module.startswith("transformers_modules.") for module in result["classes"]), result["classes"]
+    assert result["recommend"] == expected["recommend"]
+    assert result["pipeline"] == expected["pipeline"]
+    assert result["texts"] == [ITEM_TEXTS[i] for i in expected["pipeline"][0]]
+    assert result["codes"] == expected["codes"]

@@ -181,6 +181,30 @@ def _versions(results: Mapping[str, Any]) -> str:
     return ""
 
 
+def _training_summary(results: Mapping[str, Any]) -> str:
+    """One line from results.json: epochs, steps, wall time, hardware, the validation metric used."""
+    parts = []
+    train = results.get("train") if isinstance(results.get("train"), Mapping) else {}
+    if isinstance(train.get("epochs"), (int, float)):
+        parts.append(f"{train['epochs']:g} epochs")
+    if isinstance(train.get("global_step"), int):
+        parts.append(f"{train['global_step']:,} steps")
+    if isinstance(train.get("wall_seconds"), (int, float)):
+        parts.append(f"{train['wall_seconds'] / 60:.1f} min wall time")
+    hardware = results.get("hardware") if isinstance(results.get("hardware"), Mapping) else {}
+    if hardware.get("device"):
+        device = str(hardware["device"])
+        if device == "cpu" and hardware.get("torch_threads"):
+            device = f"CPU ({hardware['torch_threads']} threads)"
+        if int(hardware.get("world_size") or 1) > 1:
+            device = f"{hardware['world_size']} x {device}"
+        parts.append(f"on {device}")
+    best = results.get("best_validation") if isinstance(results.get("best_validation"), Mapping) else {}
+    if best.get("metric") and isinstance(best.get("value"), (int, float)):
+        parts.append(f"best checkpoint by validation {best['metric']} = {best['value']:.4f}")
+    return ", ".join(parts)
+
+
 def create_model_card(
     *,
     repo_id: str,
@@ -279,6 +303,8 @@ def create_model_card(
         paper_reference=paper_reference,
         training_config=yaml.safe_dump(config, sort_keys=False).strip() if config else "",
         versions=_versions(results),
+        training_summary=_training_summary(results),
+        test_note=str(results.get("test_note") or ""),
         example_history=json.dumps(list(history)),
         item_id_kind=item_id_kind,
         num_user_buckets=f"{num_user_buckets:,}",

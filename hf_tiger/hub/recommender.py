@@ -6,6 +6,7 @@ Layout (`save_pretrained` and `push_to_hub` produce the same files):
     tokenizer_config.json, semantic_ids.json, ...             the SemanticIDTokenizer
     pipeline_tiger.py                                         the "next-item-recommendation" pipeline (remote code)
     rqvae/config.json, rqvae/model.safetensors, ...           the RQ-VAE (cold start)
+    configuration_rqvae.py, modeling_rqvae.py                 its remote code, also at the root (see below)
     hf_tiger.json                                             sentence encoder, data set, catalogue fingerprint
     items.jsonl                                               item id -> text (+ raw fields), when known
     results.json                                              test metrics and training config, when given
@@ -29,7 +30,7 @@ from transformers.utils import cached_file, logging
 from .. import __version__
 from .. import pipelines as _pipelines
 from ..cold_start import add_items as _add_items
-from ..models.tiger.tokenization_tiger import catalogue_fingerprint
+from ..cold_start import portable_encoder_name
 from .model_card import create_model_card
 
 logger = logging.get_logger(__name__)
@@ -38,7 +39,7 @@ HF_TIGER_CONFIG_NAME = "hf_tiger.json"
 ITEMS_FILE_NAME = _pipelines.ITEMS_FILE_NAME
 RESULTS_FILE_NAME = "results.json"
 RQVAE_SUBFOLDER = "rqvae"
-PIPELINE_FILE_NAME = "pipeline_tiger.py"
+PIPELINE_FILE_NAME = _pipelines.PIPELINE_FILE_NAME
 LAYOUT_FORMAT = "hf_tiger.recommender"
 LAYOUT_VERSION = 1
 
@@ -63,14 +64,13 @@ def _normalize_items(items: Any) -> dict[Any, dict[str, Any]]:
     table: dict[Any, dict[str, Any]] = {}
     if isinstance(items, Mapping):
         for item_id, value in items.items():
-            record = dict(value) if isinstance(value, Mapping) else {"text": value}
-            record["item_id"] = item_id
-            table[item_id] = record
+            fields = dict(value) if isinstance(value, Mapping) else {"text": value}
+            table[item_id] = {"item_id": item_id, **{k: v for k, v in fields.items() if k != "item_id"}}
         return table
     for position, record in enumerate(items):
         if not isinstance(record, Mapping) or "item_id" not in record:
             raise ValueError(f"items[{position}]: expected a mapping with an 'item_id' key, got {record!r}")
-        table[record["item_id"]] = dict(record)
+        table[record["item_id"]] = {"item_id": record["item_id"], **{k: v for k, v in record.items() if k != "item_id"}}
     return table
 
 
@@ -138,7 +138,7 @@ class TigerRecommender:
         self.model = model
         self.tokenizer = tokenizer
         self.rqvae = rqvae
-        self.sentence_encoder = sentence_encoder
+        self.sentence_encoder = portable_encoder_name(sentence_encoder)
         self.items = _normalize_items(items)
         self.dataset_name = dataset_name
         self.results = dict(results) if results is not None else None
@@ -190,8 +190,7 @@ class TigerRecommender:
         )
         records = list(records) if records is not None else [{} for _ in item_ids]
         for position, item_id in enumerate(item_ids):
-            record = dict(records[position]) if position < len(records) else {}
-            record["item_id"] = item_id
+            record = {"item_id": item_id, **(dict(records[position]) if position < len(records) else {})}
             if texts is not None:
                 record["text"] = texts[position]
             self.items[item_id] = record
@@ -200,14 +199,10 @@ class TigerRecommender:
     # ------------------------------------------------------------------ save / load
 
     def check_consistency(self) -> None:
-        """Raise `ValueError` when the tokenizer's and the model's catalogues differ."""
-        model_catalogue = self.model.catalogue
-        tokenizer_fingerprint = self.tokenizer.catalogue_fingerprint()
-        if catalogue_fingerprint(model_catalogue) != tokenizer_fingerprint:
-            raise ValueError(
-                f"the model's catalogue ({model_catalogue.shape[0]} items) differs from the tokenizer's "
-                f"({len(self.tokenizer.item_ids)} items): call model.set_catalogue(tokenizer.catalogue_token_ids())"
-            )
+        """Raise `ValueError` when the tokenizer does not match the model (vocabulary layout, or catalogue items
+        unknown to the tokenizer; a model catalogue restricted to some of the tokenizer's items is fine) or the
+        RQ-VAE's number of levels does not match the tokenizer's."""
+        self.model.check_tokenizer(self.tokenizer)
         if self.rqvae is not None and self.rqvae.config.num_levels != self.tokenizer.num_levels - 1:
             raise ValueError(
                 f"the RQ-VAE has {self.rqvae.config.num_levels} levels but the tokenizer expects "
@@ -271,19 +266,17 @@ class TigerRecommender:
         directory.mkdir(parents=True, exist_ok=True)
         before = {p: p.stat().st_mtime_ns for p in directory.rglob("*") if p.is_file()}
 
-        # The pipeline ships as remote code, named in config.json like `Pipeline.save_pretrained` does.
-        self.model.config.custom_pipelines = {
-            _pipelines.TASK_NAME: {
-                "impl": f"{Path(PIPELINE_FILE_NAME).stem}.{_pipelines.NextItemRecommendationPipeline.__name__}",
-                "pt": ["AutoModelForSeq2SeqLM"],
-                "type": "text",
-            }
-        }
         self.model.save_pretrained(directory)
         self.tokenizer.save_pretrained(directory)
-        shutil.copyfile(_pipelines.__file__, directory / PIPELINE_FILE_NAME)
+        _pipelines.save_pipeline_code(directory)
         if self.rqvae is not None:
             self.rqvae.save_pretrained(directory / RQVAE_SUBFOLDER)
+            # transformers fetches remote code from the repo root even with `subfolder=`: put a copy there too.
+            for code_file in sorted((directory / RQVAE_SUBFOLDER).glob("*.py")):
+                target = directory / code_file.name
+                if target.exists() and target.read_bytes() != code_file.read_bytes():
+                    raise ValueError(f"{target} exists with other content than the RQ-VAE's {code_file.name}")
+                shutil.copyfile(code_file, target)
         _write_atomic(directory / HF_TIGER_CONFIG_NAME, json.dumps(self.hf_tiger_config(), indent=2) + "\n")
         if self.items:
             order = [i for i in self.tokenizer.item_ids if i in self.items]
@@ -404,6 +397,18 @@ class TigerRecommender:
                 revision=revision,
                 create_pr=create_pr,
             )
+
+
+def serve_pipeline_locally(config_class: type) -> None:
+    """Make `config_class` ignore the `custom_pipelines` entry of saved `config.json` files.
+
+    Recommender folders name the pipeline's remote code in `config.json` for environments without hf_tiger;
+    transformers' `pipeline()` then demands `trust_remote_code=True` even where hf_tiger is installed and has
+    registered the task itself. With this, configs loaded through hf_tiger's classes carry no such entry, so
+    `pipeline("next-item-recommendation", model=...)` uses the registered pipeline. The remote-code copy of the
+    config class (loaded without hf_tiger) is a different class and keeps the entry.
+    """
+    config_class.custom_pipelines = property(lambda self: {}, lambda self, value: None)
 
 
 def save_recommender(save_directory: str | os.PathLike, model: Any, tokenizer: Any, **kwargs) -> list[str]:
