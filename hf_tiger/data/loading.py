@@ -121,6 +121,14 @@ def _resolve_in(name: str, folder: Path, download: bool | None, root: Path, is_d
     raise AssertionError(f"unhandled dataset name {name!r}")
 
 
+def _signature(files: list[Path]) -> tuple | None:
+    """Paths, sizes and modification times of the files a reader used (None if one is gone)."""
+    try:
+        return tuple((str(f), f.stat().st_mtime_ns, f.stat().st_size) for f in files)
+    except OSError:
+        return None
+
+
 def load_interaction_data(
     name: str, data_dir: str | os.PathLike | None = None, *, download: bool | None = None, **reader_kwargs
 ) -> InteractionData:
@@ -138,13 +146,11 @@ def load_interaction_data(
     reader_id, reader, args = _resolve(name, data_dir, download)
     key = (reader_id, tuple(str(a) for a in args), tuple(sorted(reader_kwargs.items())))
     cached = _CACHE.get(key)
-    if cached is not None:
-        signature, data = cached
-        if signature == tuple((str(f), f.stat().st_mtime_ns, f.stat().st_size) for f in data.files):
-            _CACHE.move_to_end(key)
-            return data
+    if cached is not None and cached[0] == _signature(cached[1].files):
+        _CACHE.move_to_end(key)
+        return cached[1]
     data = reader(*args, **reader_kwargs)
-    signature = tuple((str(f), f.stat().st_mtime_ns, f.stat().st_size) for f in data.files)
+    signature = _signature(data.files)
     _CACHE[key] = (signature, data)
     while len(_CACHE) > _CACHE_SIZE:
         _CACHE.popitem(last=False)
