@@ -454,3 +454,68 @@ def test_fast_beam_search_cuda_matches_cpu():
         model, input_ids.cuda(), attention_mask.cuda(), catalogue.shape[1], 10, 10, processor=processor
     )
     assert torch.equal(reference[0].cpu(), cpu.sequences)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# wiring: TigerForConditionalGeneration.generate() / recommend() use the fast search by default
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def make_tiger(num_items, seed=0):
+    from hf_tiger import SemanticIDTokenizer, TigerConfig, TigerForConditionalGeneration
+
+    generator = torch.Generator().manual_seed(seed)
+    codes = torch.randint(0, 6, (num_items, 3), generator=generator)
+    tok = SemanticIDTokenizer.from_codes(
+        codes, item_ids=list(range(num_items)), codebook_size=6, num_user_buckets=7
+    )
+    torch.manual_seed(seed)
+    config = TigerConfig.from_tokenizer(
+        tok, d_model=32, d_ff=48, num_layers=2, num_heads=4, d_kv=8, dropout_rate=0.0
+    )
+    model = TigerForConditionalGeneration(config)
+    model.set_catalogue(tok.catalogue_token_ids())
+    return tok, model.eval()
+
+
+@pytest.mark.parametrize("num_items,num_beams,num_return_sequences", [(150, 12, 6), (4, 10, 10), (60, 1, 1)])
+def test_tiger_generate_fast_equals_fallback(num_items, num_beams, num_return_sequences, monkeypatch):
+    from hf_tiger.models.tiger import modeling_tiger
+
+    tok, model = make_tiger(num_items)
+    histories = [[tok.item_ids[i % num_items] for i in range(k, k + 3 + k)] for k in range(4)]
+    batch = tok.batch_encode_histories(histories, return_tensors="pt")
+    kwargs = dict(
+        input_ids=batch["input_ids"],
+        attention_mask=batch["attention_mask"],
+        num_beams=num_beams,
+        num_return_sequences=num_return_sequences,
+        return_dict_in_generate=True,
+        output_scores=True,
+    )
+    calls = []
+    monkeypatch.setattr(
+        modeling_tiger, "tiger_beam_search", lambda *a, **k: calls.append(1) or tiger_beam_search(*a, **k)
+    )
+    fast = model.generate(**kwargs)
+    assert calls, "generate() did not use the fast beam search by default"
+    slow = model.generate(**kwargs, fast_beam_search=False)
+    assert len(calls) == 1
+    assert torch.equal(fast.sequences, slow.sequences)
+    torch.testing.assert_close(fast.sequences_scores, slow.sequences_scores, atol=1e-4, rtol=0)
+    # extra logits processors are only supported by transformers' search: generate() falls back by itself
+    model.generate(**kwargs, logits_processor=LogitsProcessorList([lambda ids, scores: scores]))
+    assert len(calls) == 1
+
+
+def test_tiger_recommend_fast_equals_fallback():
+    tok, model = make_tiger(90, seed=3)
+    histories = [[1, 5, 7], [42], [3, 3, 8, 13, 21]]
+    fast_items, fast_scores = model.recommend(
+        histories, tokenizer=tok, top_k=5, num_beams=8, return_scores=True
+    )
+    slow_items, slow_scores = model.recommend(
+        histories, tokenizer=tok, top_k=5, num_beams=8, return_scores=True, fast_beam_search=False
+    )
+    assert fast_items == slow_items
+    torch.testing.assert_close(torch.tensor(fast_scores), torch.tensor(slow_scores), atol=1e-4, rtol=0)

@@ -13,10 +13,11 @@ from typing import Any
 
 import torch
 from transformers import GenerationConfig, LogitsProcessorList, T5ForConditionalGeneration
+from transformers.generation.utils import GenerateBeamEncoderDecoderOutput
 from transformers.utils import logging
 
 from .configuration_tiger import TigerConfig
-from .generation_tiger import TrieConstrainedLogitsProcessor, catalogue_index_for
+from .generation_tiger import TrieConstrainedLogitsProcessor, catalogue_index_for, tiger_beam_search
 from .tokenization_tiger import catalogue_fingerprint
 
 logger = logging.get_logger(__name__)
@@ -178,6 +179,7 @@ class TigerForConditionalGeneration(T5ForConditionalGeneration):
         generation_config: GenerationConfig | None = None,
         logits_processor: LogitsProcessorList | None = None,
         constrained: bool = True,
+        fast_beam_search: bool = True,
         **kwargs,
     ):
         r"""
@@ -205,6 +207,13 @@ class TigerForConditionalGeneration(T5ForConditionalGeneration):
                 (they may only remove items, e.g. to mask out already-seen items).
             constrained (`bool`, *optional*, defaults to `True`): `False` runs `T5ForConditionalGeneration.generate`
                 unchanged (no catalogue, nothing pinned), e.g. for benchmarks.
+            fast_beam_search (`bool`, *optional*, defaults to `True`): run the constrained search with
+                `generation_tiger.tiger_beam_search` (same items, order and scores as transformers' beam search with
+                the trie processor, several times faster: encoder and cross-attention keys/values computed once per
+                input). `False`, extra `logits_processor`s, per-step outputs (`output_logits`,
+                `output_attentions`, `output_hidden_states`) or model kwargs other than
+                `attention_mask` / `encoder_outputs` use transformers' beam search with the trie processor. The fast
+                search returns `sequences_scores` but no per-step `scores` (`None`).
             kwargs: other `generate()` arguments (`return_dict_in_generate`, `output_scores`, ...).
 
         Returns:
@@ -224,6 +233,12 @@ class TigerForConditionalGeneration(T5ForConditionalGeneration):
         generation_config, model_kwargs = self._pinned_generation_config(generation_config, kwargs)
         return_dict = bool(generation_config.return_dict_in_generate)
         wants_scores = bool(generation_config.output_scores)
+        fast_beam_search = fast_beam_search and not (
+            generation_config.output_logits
+            or generation_config.output_attentions
+            or generation_config.output_hidden_states
+            or logits_processor
+        )
         generation_config.return_dict_in_generate = True
         generation_config.output_scores = True
         generation_config.output_logits = generation_config.num_beams == 1 or bool(
@@ -233,7 +248,9 @@ class TigerForConditionalGeneration(T5ForConditionalGeneration):
         index = self._catalogue_index()
         processors = LogitsProcessorList([TrieConstrainedLogitsProcessor(index, prompt_length=1)])
         processors.extend(logits_processor or [])
-        output = self._constrained_generate(inputs, generation_config, processors, index, **model_kwargs)
+        output = self._constrained_generate(
+            inputs, generation_config, processors, index, fast_beam_search=fast_beam_search, **model_kwargs
+        )
         output = self._mark_padding_rows(output, index, generation_config)
         if not wants_scores:
             output.scores = None
@@ -278,12 +295,37 @@ class TigerForConditionalGeneration(T5ForConditionalGeneration):
         base.eos_token_id = self.config.eos_token_id
         return base, model_kwargs
 
-    def _constrained_generate(self, inputs, generation_config, logits_processor, index, **model_kwargs):
+    def _constrained_generate(
+        self, inputs, generation_config, logits_processor, index, fast_beam_search=False, **model_kwargs
+    ):
         """Runs the pinned, trie-constrained search; returns an output with `sequences` and `sequences_scores`.
 
-        Hook for the fast TIGER beam search of `generation_tiger` (same results, much faster): branch here on
-        `generation_config` and return its output; `generate()` then marks padding rows the same way.
+        With `fast_beam_search` (and only `input_ids` / `attention_mask` / `encoder_outputs` model kwargs) this is
+        `generation_tiger.tiger_beam_search`; otherwise transformers' `generate()` with `logits_processor`.
         """
+        input_ids = inputs if inputs is not None else model_kwargs.get("input_ids")
+        if fast_beam_search and set(model_kwargs) <= {
+            "input_ids",
+            "attention_mask",
+            "encoder_outputs",
+            "use_cache",
+        }:
+            length_penalty = generation_config.length_penalty
+            fast = tiger_beam_search(
+                self,
+                input_ids,
+                model_kwargs.get("attention_mask"),
+                index=index,
+                num_beams=generation_config.num_beams,
+                num_return_sequences=generation_config.num_return_sequences,
+                length_penalty=1.0 if length_penalty is None else length_penalty,
+                encoder_outputs=model_kwargs.get("encoder_outputs"),
+                decoder_start_token_id=generation_config.decoder_start_token_id,
+                pad_token_id=generation_config.pad_token_id,
+            )
+            return GenerateBeamEncoderDecoderOutput(
+                sequences=fast.sequences, sequences_scores=fast.sequences_scores
+            )
         saved = self.generation_config
         self.generation_config = generation_config  # nothing from the model's own config can leak back in
         try:
@@ -375,6 +417,7 @@ class TigerForConditionalGeneration(T5ForConditionalGeneration):
         num_beams: int | None = None,
         return_scores: bool = False,
         batch_size: int = 256,
+        fast_beam_search: bool = True,
     ):
         """Recommend the next items for each history.
 
@@ -388,6 +431,8 @@ class TigerForConditionalGeneration(T5ForConditionalGeneration):
             num_beams (`int`, *optional*): beam width, defaults to `config.default_num_beams`, at least `top_k`.
             return_scores (`bool`, *optional*, defaults to `False`): also return the beam scores.
             batch_size (`int`, *optional*, defaults to 256): histories per `generate()` call.
+            fast_beam_search (`bool`, *optional*, defaults to `True`): see [`~TigerForConditionalGeneration.generate`];
+                `False` uses transformers' beam search with the trie processor (same results, slower).
 
         Returns:
             `list[list]` of item ids, best first (fewer than `top_k` when the catalogue has fewer items), or a tuple
@@ -428,6 +473,7 @@ class TigerForConditionalGeneration(T5ForConditionalGeneration):
                     num_beams=num_beams,
                     num_return_sequences=top_k,
                     return_dict_in_generate=True,
+                    fast_beam_search=fast_beam_search,
                 )
                 decoded = tokenizer.decode_items(output.sequences.cpu())
                 row_scores = output.sequences_scores.float().cpu().tolist()
