@@ -1,0 +1,42 @@
+"""Argument groups: YAML/JSON configs, command-line overrides, validation."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from hf_tiger.training import parse_args_with_config
+from hf_tiger.training.arguments import TigerTrainingArguments
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_yaml_config_with_cli_override(tmp_path):
+    config = REPO_ROOT / "scripts" / "configs" / "tiger_beauty_paper.yaml"
+    data, semantic, model, training = parse_args_with_config(
+        args=[str(config), "--num_train_epochs", "3", "--output_dir", str(tmp_path)]
+    )
+    assert data.dataset == "amazon-p5/beauty"
+    assert (model.num_layers, model.d_model, model.num_heads, model.d_ff, model.dropout_rate) == (4, 128, 6, 1024, 0.1)
+    assert training.generation_num_beams == 20 and training.num_train_epochs == 3
+    assert training.lr_scheduler_type.value == "cosine" and training.warmup_steps > 0
+    assert training.load_best_model_at_end and training.metric_for_best_model == "recall@10"
+    assert semantic.rqvae_codebook_size == 256 and semantic.num_user_buckets == 2000
+
+
+def test_json_config_and_flag_form(tmp_path):
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({"dataset": "ml-100k", "d_model": 48, "bf16": False, "metric_ks": [1, 5], "metric_for_best_model": "ndcg@5"}))
+    data, _, model, training = parse_args_with_config(args=["--config", str(path), "--output_dir", str(tmp_path)])
+    assert model.d_model == 48 and training.metric_ks == [1, 5] and training.num_return_sequences == 5
+
+
+def test_bad_configs_name_the_problem(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("dataset: ml-100k\nnot_an_argument: 3\n")
+    with pytest.raises(ValueError, match="not_an_argument"):
+        parse_args_with_config(args=[str(path)])
+    with pytest.raises(ValueError, match="generation_num_beams"):
+        TigerTrainingArguments(output_dir=str(tmp_path), generation_num_beams=5, metric_ks=[10])
+    with pytest.raises(ValueError, match="metric_for_best_model"):
+        TigerTrainingArguments(output_dir=str(tmp_path), metric_for_best_model="recall@20")
