@@ -21,8 +21,10 @@ ITEM_TEXTS = {item_id: f"item {index}; brand {index % 3}" for index, item_id in 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
 
-def tiny_recommender(seed: int = 0, num_items: int = NUM_ITEMS) -> hf_tiger.TigerRecommender:
+def tiny_recommender(seed: int = 0, num_items: int = NUM_ITEMS, item_ids=None) -> hf_tiger.TigerRecommender:
     """A random (untrained) but complete recommender: RQ-VAE (k-means initialised), tokenizer, TIGER, item text."""
+    item_ids = list(item_ids) if item_ids is not None else ITEM_IDS[:num_items]
+    num_items = len(item_ids)
     generator = torch.Generator().manual_seed(seed)
     embeddings = torch.randn(num_items, EMBEDDING_DIM, generator=generator)
     torch.manual_seed(seed)
@@ -32,7 +34,6 @@ def tiny_recommender(seed: int = 0, num_items: int = NUM_ITEMS) -> hf_tiger.Tige
     rqvae.kmeans_init_(embeddings, seed=seed)
     rqvae.eval()
     codes = rqvae.get_semantic_ids(embeddings)
-    item_ids = ITEM_IDS[:num_items]
     tokenizer = SemanticIDTokenizer.from_codes(
         codes, item_ids=item_ids, codebook_size=4, collision_size=num_items, num_user_buckets=4, max_history=6
     )
@@ -47,7 +48,7 @@ def tiny_recommender(seed: int = 0, num_items: int = NUM_ITEMS) -> hf_tiger.Tige
         tokenizer,
         rqvae=rqvae,
         sentence_encoder="sentence-transformers/all-MiniLM-L6-v2",
-        items={item_id: ITEM_TEXTS[item_id] for item_id in item_ids},
+        items={item_id: ITEM_TEXTS.get(item_id, f"item {item_id}") for item_id in item_ids},
         dataset_name="amazon-p5/beauty",
         results={"dataset": "amazon-p5/beauty", "test": {"recall@5": 0.25, "ndcg@5": 0.125}},
     )

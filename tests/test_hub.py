@@ -1,6 +1,8 @@
 """The recommender repo layout, model cards, push_to_hub up to the network boundary, and loading by repo id."""
 
 import json
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -23,6 +25,7 @@ from hf_tiger import RQVAEModel, SemanticIDTokenizer, TigerForConditionalGenerat
 from hf_tiger.hub import build_eval_results, create_model_card, extract_test_metrics, load_results
 
 # The layout `hf_tiger.training.train` writes (test metrics without the "test_" prefix).
+REPO_ROOT = Path(__file__).resolve().parents[1]
 RESULTS = {
     "dataset": "amazon-p5/beauty",
     "test": {"recall@5": 0.0511, "recall@10": 0.0702, "ndcg@5": 0.0333, "ndcg@10": 0.0398, "loss": 2.5},
@@ -213,7 +216,7 @@ def test_save_pretrained_layout(hub):
 
     card = ModelCard.load(folder / "README.md")
     assert {r.metric_name: r.metric_value for r in card.data.eval_results} == {"Recall@5": 0.25, "NDCG@5": 0.125}
-    assert f'model="{REPO_ID}"' in card.text and "12 items" in card.text.replace("12-item", "12 items")
+    assert f'model="{REPO_ID}"' in card.text and "| Catalogue size | 12 items |" in card.text
 
 
 def test_save_refuses_mismatched_catalogues(tmp_path):
@@ -338,3 +341,65 @@ def test_load_by_repo_id_without_hf_tiger(hub, tmp_path):
     assert result["pipeline"] == expected["pipeline"]
     assert result["texts"] == [ITEM_TEXTS[i] for i in expected["pipeline"][0]]
     assert result["codes"] == expected["codes"]
+
+
+# ---------------------------------------------------------------------------- a training run -> repo (script)
+
+
+def make_training_run(run_dir, recommender, encoder_path):
+    """The files `scripts/run_pipeline.py` leaves: best model + tokenizer, rqvae/, results.json."""
+    recommender.model.save_pretrained(run_dir)
+    recommender.tokenizer.save_pretrained(run_dir)
+    recommender.rqvae.save_pretrained(run_dir / "rqvae")
+    results = {**RESULTS, "dataset": "ml-100k", "config": {**RESULTS["config"], "stage1": {"encoder": encoder_path}}}
+    (run_dir / "results.json").write_text(json.dumps(results))
+    return results
+
+
+def test_from_training_run_with_item_text(tmp_path, shared_data_dir):
+    from hf_tiger.data import minilm_path
+
+    recommender = tiny_recommender(item_ids=range(1, 11))  # MovieLens ids
+    results = make_training_run(tmp_path / "run", recommender, str(minilm_path()))
+    loaded = TigerRecommender.from_training_run(tmp_path / "run", data_dir=shared_data_dir)
+    assert loaded.dataset_name == "ml-100k" and loaded.results == results
+    assert loaded.sentence_encoder == "sentence-transformers/all-MiniLM-L6-v2"  # the local MiniLM path, made portable
+    assert sorted(loaded.items) == list(range(1, 11))
+    assert loaded.item_text(1).startswith("Toy Story (1995)")
+    assert loaded.recommend([[1, 2]], top_k=3) == recommender.recommend([[1, 2]], top_k=3)
+
+
+def test_push_to_hub_script(monkeypatch, tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("push_to_hub_script", REPO_ROOT / "scripts" / "push_to_hub.py")
+    script = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, script)  # dataclasses look their module up
+    spec.loader.exec_module(script)
+
+    recommender = tiny_recommender()
+    make_training_run(tmp_path / "run", recommender, "sentence-transformers/sentence-t5-base")
+    uploaded = {}
+    monkeypatch.setattr(HfApi, "create_repo", lambda self, repo_id, **kw: RepoUrl(f"https://huggingface.co/{repo_id}"))
+
+    def fake_create_commit(self, repo_id, operations, **kwargs):
+        uploaded.update({op.path_in_repo: open(op.path_or_fileobj, "rb").read() for op in operations})
+        uploaded["_kwargs"] = {"repo_id": repo_id, **kwargs}
+
+    monkeypatch.setattr(HfApi, "create_commit", fake_create_commit)
+    code = script.main([
+        "--run_dir", str(tmp_path / "run"), "--no_item_text", "--repo_id", REPO_ID, "--private",
+        "--save_dir", str(tmp_path / "repo"), "--license", "apache-2.0", "--tags", "movielens",
+    ])
+    assert code == 0
+    kwargs = uploaded.pop("_kwargs")
+    assert kwargs["repo_id"] == REPO_ID and kwargs["commit_message"] == "Upload TIGER recommender"
+    expected = [f for f in EXPECTED_FILES if f != "items.jsonl"]
+    assert sorted(uploaded) == expected
+    saved = sorted(p.relative_to(tmp_path / "repo").as_posix() for p in (tmp_path / "repo").rglob("*") if p.is_file())
+    assert saved == expected
+    assert uploaded["README.md"] == (tmp_path / "repo" / "README.md").read_bytes()
+    card = ModelCard(uploaded["README.md"].decode())
+    assert card.data.license == "apache-2.0" and "movielens" in card.data.tags
+    assert card.data.datasets == ["ml-100k"] and len(card.data.eval_results) == 4
+    assert json.loads(uploaded["hf_tiger.json"])["sentence_encoder"] == "sentence-transformers/sentence-t5-base"

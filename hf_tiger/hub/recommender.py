@@ -31,7 +31,7 @@ from .. import __version__
 from .. import pipelines as _pipelines
 from ..cold_start import add_items as _add_items
 from ..cold_start import portable_encoder_name
-from .model_card import create_model_card
+from .model_card import create_model_card, load_results
 
 logger = logging.get_logger(__name__)
 
@@ -355,6 +355,76 @@ class TigerRecommender:
         )
         recommender.check_consistency()
         return recommender
+
+    @classmethod
+    def from_training_run(
+        cls,
+        run_dir: str | os.PathLike,
+        *,
+        rqvae_path: str | os.PathLike | None = None,
+        results_file: str | os.PathLike | None = None,
+        dataset_name: str | None = None,
+        data_dir: str | os.PathLike | None = None,
+        sentence_encoder: str | None = None,
+        include_item_text: bool = True,
+    ) -> TigerRecommender:
+        """Collect a finished training run (`scripts/train_tiger.py` / `scripts/run_pipeline.py`) into a recommender.
+
+        A run folder holds the best TIGER model with its tokenizer, `rqvae/` and `results.json`; the data set
+        name and the sentence encoder are read from `results.json` unless given, and the item text from
+        `hf_tiger.data.load_items(dataset_name, data_dir)`.
+
+        Args:
+            run_dir (`str` or `os.PathLike`): the run's output folder (model + tokenizer files).
+            rqvae_path (`str` or `os.PathLike`, *optional*): defaults to `run_dir/rqvae` when it exists.
+            results_file (`str` or `os.PathLike`, *optional*): defaults to `run_dir/results.json` when it exists.
+            dataset_name (`str`, *optional*): data set id; defaults to `results["dataset"]`.
+            data_dir (`str` or `os.PathLike`, *optional*): where the data set lives (for the item text).
+            sentence_encoder (`str`, *optional*): defaults to the encoder recorded in `results.json`.
+            include_item_text (`bool`, *optional*, defaults to `True`): load the item table (`items.jsonl`).
+
+        Returns:
+            [`TigerRecommender`]
+        """
+        run_dir = Path(run_dir)
+        if not (run_dir / "config.json").is_file():
+            raise FileNotFoundError(f"{run_dir} holds no model (config.json); pass the training run's output_dir")
+        tokenizer_dir = run_dir if (run_dir / "tokenizer_config.json").is_file() else run_dir / "tokenizer"
+        results_file = Path(results_file) if results_file is not None else run_dir / RESULTS_FILE_NAME
+        results = load_results(results_file) if results_file.is_file() else None
+        if results is None:
+            logger.warning(f"no {results_file}: the model card will have no evaluation results")
+        config = (results or {}).get("config") or {}
+        dataset_name = dataset_name or (results or {}).get("dataset")
+        if sentence_encoder is None:
+            sentence_encoder = (config.get("stage1") or {}).get("encoder") or (
+                config.get("semantic_ids") or {}
+            ).get("encoder_name_or_path")
+        rqvae_path = Path(rqvae_path) if rqvae_path is not None else run_dir / RQVAE_SUBFOLDER
+        rqvae = AutoModel.from_pretrained(rqvae_path) if (rqvae_path / "config.json").is_file() else None
+        if rqvae is None:
+            logger.warning(f"no RQ-VAE at {rqvae_path}: the repo will not support cold start (add_items)")
+        items = None
+        if include_item_text:
+            if dataset_name is None:
+                raise ValueError("item text needs the data set name (dataset_name=...) or include_item_text=False")
+            from hf_tiger.data import load_items
+
+            items = load_items(dataset_name, data_dir=data_dir)
+        model = AutoModelForSeq2SeqLM.from_pretrained(run_dir)
+        tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+        if items is not None:
+            known = set(tokenizer.item_ids)
+            items = [record for record in items if record["item_id"] in known]
+        return cls(
+            model,
+            tokenizer,
+            rqvae=rqvae,
+            sentence_encoder=sentence_encoder,
+            items=items,
+            dataset_name=dataset_name,
+            results=results,
+        )
 
     def push_to_hub(
         self,
