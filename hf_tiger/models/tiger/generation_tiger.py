@@ -408,8 +408,8 @@ class _T5BeamDecoder:
     - cross-attention keys/values are projected once per input (``[B, H, d, S]`` / ``[B, H, S, d]``) and shared by
       its beams by broadcast: the K beams of an input are the *query* axis of one matmul
       ``[B, H, K, d] @ [B, H, d, S]`` (no copy per beam, no reordering);
-    - the self-attention cache is ``[B * K, t, 2 * H * d]`` with t <= num_levels + 1, re-ranked by one
-      ``index_select`` per layer.
+    - the self-attention cache is one ``[B, K, 2 * H * d]`` tensor per generated position (t <= num_levels + 1;
+      the decoder start position is ``[B, 1, 2 * H * d]``, shared by the beams), re-ranked by ``index_select``.
     """
 
     def __init__(self, model: nn.Module, encoder_hidden_states: torch.Tensor, encoder_attention_mask):
@@ -460,7 +460,7 @@ class _T5BeamDecoder:
             self.cross_bias = torch.zeros(keep.shape, dtype=dtype, device=keep.device).masked_fill(
                 ~keep, torch.finfo(dtype).min
             )
-        self.self_cache: list[torch.Tensor | None] = [None] * len(self.blocks)
+        self.self_cache: list[list[torch.Tensor]] = [[] for _ in self.blocks]
         self.length = 0
 
     def step(self, tokens: torch.Tensor) -> torch.Tensor:
@@ -480,7 +480,7 @@ class _T5BeamDecoder:
             bias = self.relative_attention.compute_bias(
                 1, self.length, device=tokens.device, past_seen_tokens=self.length - 1
             )  # [1, H, 1, t]
-            position_bias = bias[0, :, 0, :].transpose(0, 1).to(hidden.dtype)  # [t, H]
+            position_bias = bias[0, :, 0, :].to(hidden.dtype)  # [H, t]
         else:
             position_bias = None
         for i, block in enumerate(self.blocks):
@@ -488,17 +488,29 @@ class _T5BeamDecoder:
             layer = block.layer[0]
             attention = layer.SelfAttention
             qkv = nn.functional.linear(layer.layer_norm(hidden), self.qkv_weights[i])  # [B*K, 3 * inner]
-            query = qkv[:, :inner].view(rows, 1, heads, head_dim)
-            new_kv = qkv[:, None, inner:]
-            cache = new_kv if self.self_cache[i] is None else torch.cat((self.self_cache[i], new_kv), dim=1)
-            self.self_cache[i] = cache  # [B*K, t, 2 * inner]
-            keys = cache[..., :inner].view(rows, self.length, heads, head_dim)
-            values = cache[..., inner:].view(rows, self.length, heads, head_dim)
-            scores = (query * keys).sum(-1) * getattr(attention, "scaling", 1.0)  # [B*K, t, H]
+            query = qkv[:, :inner].view(batch_size, num_beams, heads, head_dim)
+            self.self_cache[i].append(qkv[:, inner:].view(batch_size, num_beams, 2 * inner))
+            # one [B, K or 1, 2 * inner] tensor per position (position 0, the decoder start, is shared by beams)
+            scale = getattr(attention, "scaling", 1.0)
+            scores = torch.stack(
+                [
+                    (query * kv[..., :inner].view(batch_size, -1, heads, head_dim)).sum(-1)
+                    for kv in self.self_cache[i]
+                ],
+                dim=-1,
+            )  # [B, K, H, t]
+            if scale != 1.0:
+                scores = scores * scale
             if position_bias is not None:
                 scores = scores + position_bias
-            weights = torch.softmax(scores, dim=1)
-            context = (weights[..., None] * values).sum(1).reshape(rows, inner)
+            weights = torch.softmax(scores, dim=-1)
+            context = weights[..., 0, None] * self.self_cache[i][0][..., inner:].view(
+                batch_size, -1, heads, head_dim
+            )
+            for position in range(1, self.length):
+                values = self.self_cache[i][position][..., inner:].view(batch_size, -1, heads, head_dim)
+                context = context + weights[..., position, None] * values
+            context = context.reshape(rows, inner)
             hidden = _clamp_fp16(hidden + layer.dropout(attention.o(context)))
 
             # cross-attention: the K beams of an input are K queries against its shared keys/values
@@ -520,10 +532,16 @@ class _T5BeamDecoder:
 
     def reorder(self, parents: torch.Tensor) -> None:
         """Keeps, for each new beam, the self-attention cache of its parent. `parents`: `(B, K_new)` beam indices."""
-        batch_size, old_beams = parents.shape[0], self.self_cache[0].shape[0] // parents.shape[0]
+        batch_size, new_beams = parents.shape
+        old_beams = self.self_cache[0][-1].shape[1]
         offsets = torch.arange(batch_size, device=parents.device)[:, None] * old_beams
         flat = (parents + offsets).reshape(-1)
-        self.self_cache = [cache.index_select(0, flat) for cache in self.self_cache]
+        for cache in self.self_cache:
+            for position in range(1, len(cache)):  # position 0 is per input, not per beam
+                kv = cache[position]
+                cache[position] = (
+                    kv.reshape(-1, kv.shape[-1]).index_select(0, flat).view(batch_size, new_beams, -1)
+                )
 
 
 @torch.no_grad()
