@@ -116,6 +116,7 @@ def test_config_validation_names_the_field(kwargs, field):
 # ---------------------------------------------------------------------------------------------------- generate
 
 
+@pytest.mark.parametrize("fast_beam_search", [True, False], ids=["fast", "transformers"])
 @pytest.mark.parametrize(
     "seed, num_items, num_beams, num_return_sequences",
     [
@@ -128,13 +129,19 @@ def test_config_validation_names_the_field(kwargs, field):
         (6, 1000, 2, 2),
     ],
 )
-def test_untrained_generate_returns_valid_distinct_items(seed, num_items, num_beams, num_return_sequences):
+def test_untrained_generate_returns_valid_distinct_items(
+    seed, num_items, num_beams, num_return_sequences, fast_beam_search
+):
     codebook = 4 if num_items < 100 else 32
     tok = make_tokenizer(seed, num_items, levels=2, codebook=codebook)
     model = make_model(tok, seed=seed)
     batch = tok.batch_encode_histories(random_histories(tok, seed), user_ids=["a", 1, None])
     output = model.generate(
-        **batch, num_beams=num_beams, num_return_sequences=num_return_sequences, return_dict_in_generate=True
+        **batch,
+        num_beams=num_beams,
+        num_return_sequences=num_return_sequences,
+        return_dict_in_generate=True,
+        fast_beam_search=fast_beam_search,
     )
     assert output.sequences.shape == (3 * num_return_sequences, 1 + tok.num_levels)
     assert (output.sequences[:, 0] == model.config.decoder_start_token_id).all()
@@ -158,19 +165,27 @@ def test_untrained_generate_returns_valid_distinct_items(seed, num_items, num_be
     torch.testing.assert_close(output.sequences_scores[valid], forced[valid], rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("seed", [0, 1])
-def test_generate_pins_beam_search_against_sampling_settings(seed, caplog):
+@pytest.mark.parametrize("seed, fast_beam_search", [(0, True), (1, False)])
+def test_generate_pins_beam_search_against_sampling_settings(seed, fast_beam_search, caplog):
     tok = make_tokenizer(seed, 300, levels=2, codebook=16)
     model = make_model(tok, seed=seed)
     batch = tok.batch_encode_histories(random_histories(tok, seed))
-    reference = model.generate(**batch, num_beams=6, num_return_sequences=4)
+    reference = model.generate(
+        **batch, num_beams=6, num_return_sequences=4, fast_beam_search=fast_beam_search
+    )
     model.generation_config.do_sample = True
     model.generation_config.temperature = 5.0
     model.generation_config.top_k = 2
     hf_logging.enable_propagation()
     try:
         with caplog.at_level("WARNING"):
-            sampled = model.generate(**batch, num_beams=6, num_return_sequences=4, repetition_penalty=3.0)
+            sampled = model.generate(
+                **batch,
+                num_beams=6,
+                num_return_sequences=4,
+                repetition_penalty=3.0,
+                fast_beam_search=fast_beam_search,
+            )
     finally:
         hf_logging.disable_propagation()
     assert torch.equal(sampled, reference)
