@@ -47,6 +47,7 @@ class TigerConfig(T5Config):
     >>> config = TigerConfig(codebook_sizes=[8, 8, 4], num_user_buckets=10, d_model=32, num_layers=2)
     >>> config.vocab_size, config.level_offsets
     (33, [13, 21, 29])
+
     ```
     """
 

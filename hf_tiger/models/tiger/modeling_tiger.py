@@ -95,6 +95,7 @@ class TigerForConditionalGeneration(T5ForConditionalGeneration):
     >>> recs = model.recommend([[1, 2, 3], [7]], tokenizer=tok, top_k=5, num_beams=10)
     >>> [len(r) for r in recs]
     [5, 5]
+
     ```
     """
 

@@ -130,6 +130,7 @@ class SemanticIDTokenizer(PreTrainedTokenizer):
     (1, 2, 1)
     >>> tok.decode_items(tok.encode_history([12, 10]))
     [12, 10]
+
     ```
     """
 
