@@ -57,6 +57,10 @@ class SemanticIDArguments:
     encoder_name_or_path: str | None = field(
         default=None, metadata={"help": "sentence-transformers encoder (default: hf_tiger.data's default encoder)."}
     )
+    item_embeddings_file: str | None = field(
+        default=None,
+        metadata={"help": "Precomputed item embeddings (hf_tiger.data.save_item_embeddings) instead of encoding."},
+    )
     embedding_batch_size: int = field(default=256, metadata={"help": "Batch size of the item-text encoder."})
     embedding_cache_dir: str | None = field(default=None, metadata={"help": "Cache folder of the embeddings."})
     rqvae_name_or_path: str | None = field(

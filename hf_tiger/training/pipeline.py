@@ -66,17 +66,26 @@ def build_semantic_ids(
     Returns:
         `(tokenizer, info)`: the [`SemanticIDTokenizer`] and a dict of timings and statistics.
     """
-    from hf_tiger.data import default_encoder, embed_items
+    from hf_tiger.data import default_encoder, embed_items, load_item_embeddings
     from hf_tiger.models.rqvae import RQVAEModel, train_rqvae
     from hf_tiger.models.tiger import SemanticIDTokenizer
 
     output_dir = Path(output_dir)
     info: dict[str, Any] = {}
     started = time.time()
-    encoder = semantic_args.encoder_name_or_path or default_encoder()
-    embeddings = embed_items(
-        items, encoder, batch_size=semantic_args.embedding_batch_size, cache_dir=semantic_args.embedding_cache_dir
-    )
+    if semantic_args.item_embeddings_file:
+        embeddings, embedded_ids = load_item_embeddings(semantic_args.item_embeddings_file)
+        if list(embedded_ids) != list(items["item_id"]):
+            raise ValueError(
+                f"{semantic_args.item_embeddings_file} holds embeddings of other items than the catalogue "
+                f"({len(embedded_ids)} ids vs {items.num_rows} items, or another order)"
+            )
+        encoder = f"file:{semantic_args.item_embeddings_file}"
+    else:
+        encoder = semantic_args.encoder_name_or_path or default_encoder()
+        embeddings = embed_items(
+            items, encoder, batch_size=semantic_args.embedding_batch_size, cache_dir=semantic_args.embedding_cache_dir
+        )
     embeddings = torch.as_tensor(np.asarray(embeddings), dtype=torch.float32)
     info["encoder"] = str(encoder)
     info["embedding_dim"] = int(embeddings.shape[1])

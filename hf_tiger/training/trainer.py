@@ -76,6 +76,35 @@ class TigerTrainer(Seq2SeqTrainer):
         if self.compute_metrics is None:
             self.compute_metrics = RetrievalMetricsComputer(getattr(self.args, "metric_ks", (5, 10)))
         self._metrics_gather = self.gather_function
+        # compute_loss below honours `num_items_in_batch`, so the Trainer's token-count bookkeeping applies.
+        self.model_accepts_loss_kwargs = True
+
+    # ------------------------------------------------------------------------------------------------- training
+
+    def compute_loss(self, model, inputs, return_outputs: bool = False, num_items_in_batch=None):
+        """Token-summed cross-entropy divided by the number of label tokens of the whole optimizer step.
+
+        T5's own loss is a per-batch mean that ignores `num_items_in_batch`, while the Trainer still multiplies it
+        by the number of processes under DDP (`average_tokens_across_devices`): gradients come out `world_size`
+        times too large and gradient clipping then makes a 2-process run differ from a 1-process run. Here the
+        loss is `sum / num_items_in_batch` (all label tokens of the step, across devices and accumulation steps),
+        so every setup optimises the same objective.
+        """
+        labels = inputs["labels"]
+        model_inputs = {k: v for k, v in inputs.items() if k != "labels"}
+        model_inputs["decoder_input_ids"] = self.accelerator.unwrap_model(model)._shift_right(labels)
+        outputs = model(**model_inputs)
+        logits = outputs["logits"] if isinstance(outputs, dict) else outputs[0]
+        loss = F.cross_entropy(
+            logits.float().reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100, reduction="sum"
+        )
+        if num_items_in_batch is None:
+            loss = loss / (labels != -100).sum().clamp(min=1)
+        else:
+            loss = loss / torch.as_tensor(num_items_in_batch, device=loss.device, dtype=loss.dtype)
+            if self.args.average_tokens_across_devices:
+                loss = loss * self.accelerator.num_processes  # DDP averages gradients over processes
+        return (loss, outputs) if return_outputs else loss
 
     # ----------------------------------------------------------------------------------------------- evaluation
 

@@ -1,0 +1,178 @@
+"""End to end on ML-100K subsets with a tiny TIGER: test split untouched until the end, resume after a kill,
+two-process DDP equals one process. Marked slow (a few tiny CPU runs each)."""
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from transformers import TrainerCallback
+
+from hf_tiger.training import DataArguments, TigerTrainingArguments, build_tiger_model, train_tiger
+from hf_tiger.training.arguments import TigerModelArguments
+from tests.training.conftest import PYTHON, REPO_ROOT, TINY_MODEL, script_env, tiny_cli_args
+
+pytestmark = pytest.mark.slow
+
+TRAIN_SCRIPT = REPO_ROOT / "scripts" / "train_tiger.py"
+
+
+class _AccessRecorder:
+    """Wraps a split and records every use of it in a shared event list."""
+
+    def __init__(self, split, events):
+        self._split = split
+        self._events = events
+
+    def __getattr__(self, name):
+        self._events.append(("test-split", name))
+        return getattr(self._split, name)
+
+    def __getitem__(self, key):
+        self._events.append(("test-split", "getitem"))
+        return self._split[key]
+
+    def __len__(self):
+        self._events.append(("test-split", "len"))
+        return len(self._split)
+
+
+class _EventRecorder(TrainerCallback):
+    def __init__(self, events):
+        self.events = events
+
+    def on_train_end(self, args, state, control, **kwargs):
+        self.events.append(("train-end",))
+
+    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+        self.events.append(("evaluate", sorted(metrics)))
+
+    def on_predict(self, args, state, control, metrics=None, **kwargs):
+        self.events.append(("predict", sorted(metrics)))
+
+
+def test_test_split_is_read_only_after_training(ml100k, tiny_tokenizer, tmp_path):
+    sequences, _ = ml100k
+    events = []
+    dataset = {
+        "train": sequences["train"],
+        "validation": sequences["validation"],
+        "test": _AccessRecorder(sequences["test"], events),
+    }
+    torch.manual_seed(0)
+    model = build_tiger_model(tiny_tokenizer, TigerModelArguments(**TINY_MODEL))
+    args = TigerTrainingArguments(
+        output_dir=str(tmp_path / "run"), max_steps=4, per_device_train_batch_size=16, per_device_eval_batch_size=16,
+        eval_strategy="steps", save_strategy="steps", eval_steps=2, save_steps=2, generation_num_beams=10,
+        use_cpu=True, report_to="none", disable_tqdm=True,
+    )
+    data_args = DataArguments(
+        dataset="ml-100k", max_train_samples=128, max_eval_samples=20, max_test_samples=20,
+        tokenized_cache_dir=str(tmp_path / "cache"),
+    )
+    results = train_tiger(model, tiny_tokenizer, dataset, args, data_args, callbacks=[_EventRecorder(events)])
+    kinds = [e[0] for e in events]
+    first_test_use = kinds.index("test-split")
+    assert kinds.index("train-end") < first_test_use
+    # Validation drove every evaluation during training; test was predicted exactly once, at the end.
+    evaluations = [e for e in events if e[0] == "evaluate"]
+    assert len(evaluations) == 2 and all(all(k.startswith("eval_") for k in e[1] if k != "epoch") for e in evaluations)
+    predictions = [e for e in events if e[0] == "predict"]
+    assert len(predictions) == 1 and kinds.index("predict") > first_test_use
+    saved = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert saved["test"]["num_examples"] == 20
+    assert saved["test"]["recall@10"] == results["test"]["recall@10"]
+    assert saved["best_validation"]["checkpoint"].endswith(("checkpoint-2", "checkpoint-4"))
+    assert {"torch", "transformers", "datasets"} <= set(saved["versions"])
+    assert saved["config"]["training"]["max_steps"] == 4
+
+
+def _run(args, **kwargs):
+    proc = subprocess.run(args, env=script_env(), cwd=REPO_ROOT, capture_output=True, text=True, timeout=600, **kwargs)
+    return proc
+
+
+def _final_weights(run_dir):
+    return load_file(str(run_dir / "model.safetensors"))
+
+
+def test_killed_run_resumes_to_the_same_end(shared_data_dir, tiny_tokenizer_dir, tmp_path):
+    cache = tmp_path / "cache"
+    full_dir, killed_dir = tmp_path / "full", tmp_path / "killed"
+    full = _run([PYTHON, str(TRAIN_SCRIPT), *tiny_cli_args(tiny_tokenizer_dir, shared_data_dir, full_dir, cache)])
+    assert full.returncode == 0, full.stderr[-3000:]
+
+    # The same run, SIGKILLed right after its first checkpoint (step 4 of 8) is written.
+    killer = tmp_path / "killed_run.py"
+    killer.write_text(
+        textwrap.dedent(
+            f"""
+            import os, signal, sys
+            sys.path.insert(0, {str(REPO_ROOT / "scripts")!r})
+            from transformers import TrainerCallback
+            import train_tiger as script
+            original = script.train_tiger
+
+            class Kill(TrainerCallback):
+                def on_save(self, args, state, control, **kwargs):
+                    if state.global_step == 4:
+                        os.kill(os.getpid(), signal.SIGKILL)
+
+            def patched(*args, **kwargs):
+                kwargs["callbacks"] = [Kill()]
+                return original(*args, **kwargs)
+
+            script.train_tiger = patched
+            script.main(sys.argv[1:])
+            """
+        )
+    )
+    args = tiny_cli_args(tiny_tokenizer_dir, shared_data_dir, killed_dir, cache)
+    killed = _run([PYTHON, str(killer), *args])
+    assert killed.returncode == -9, killed.stderr[-3000:]
+    assert (killed_dir / "checkpoint-4").is_dir() and not (killed_dir / "results.json").exists()
+
+    resumed = _run([PYTHON, str(TRAIN_SCRIPT), *args, "--resume_from_checkpoint", "last"])
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    a = json.loads((full_dir / "results.json").read_text())
+    b = json.loads((killed_dir / "results.json").read_text())
+    assert b["train"]["resumed_from"].endswith("checkpoint-4")
+    assert b["train"]["global_step"] == a["train"]["global_step"] == 8
+    for key in ("recall@5", "recall@10", "ndcg@5", "ndcg@10", "loss"):
+        assert b["test"][key] == pytest.approx(a["test"][key], rel=1e-5, abs=1e-7), key
+    assert b["best_validation"]["value"] == pytest.approx(a["best_validation"]["value"])
+    wa, wb = _final_weights(full_dir), _final_weights(killed_dir)
+    assert wa.keys() == wb.keys()
+    for name in wa:
+        torch.testing.assert_close(wa[name], wb[name], rtol=1e-5, atol=1e-6, msg=name)
+
+
+def test_two_process_ddp_matches_one_process(shared_data_dir, tiny_tokenizer_dir, tmp_path):
+    cache = tmp_path / "cache"
+    single_dir, ddp_dir = tmp_path / "single", tmp_path / "ddp"
+    single = _run(
+        [PYTHON, str(TRAIN_SCRIPT),
+         *tiny_cli_args(tiny_tokenizer_dir, shared_data_dir, single_dir, cache, per_device_train_batch_size=16)]
+    )
+    assert single.returncode == 0, single.stderr[-3000:]
+    # Two gloo processes with half the per-device batch: the same global batch of 16 per step.
+    ddp = _run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29531",
+         str(TRAIN_SCRIPT),
+         *tiny_cli_args(tiny_tokenizer_dir, shared_data_dir, ddp_dir, cache, per_device_train_batch_size=8,
+                        ddp_backend="gloo")]
+    )
+    assert ddp.returncode == 0, ddp.stderr[-3000:]
+    a = json.loads((single_dir / "results.json").read_text())
+    b = json.loads((ddp_dir / "results.json").read_text())
+    assert b["hardware"]["world_size"] == 2 and a["hardware"]["world_size"] == 1
+    # 41 test rows do not split evenly over 2 processes x batch 8: duplicates must not be counted.
+    assert a["test"]["num_examples"] == b["test"]["num_examples"] == 41
+    for key in ("recall@5", "recall@10", "ndcg@5", "ndcg@10", "loss"):
+        assert b["test"][key] == pytest.approx(a["test"][key], rel=1e-4, abs=1e-6), key
+    history_a = [e["eval_loss"] for e in a["validation_history"]]
+    history_b = [e["eval_loss"] for e in b["validation_history"]]
+    assert history_b == pytest.approx(history_a, rel=1e-4)
