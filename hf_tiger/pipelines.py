@@ -104,7 +104,9 @@ class NextItemRecommendationPipeline(Pipeline):
     r"""
     Next-item recommendation with a TIGER model: each input is one user's history of catalogue item ids
     (oldest first), the output is the model's top-k next items, best first, with their beam scores (the
-    log-probability of the item's semantic ID) and their text when the model repo ships `items.jsonl`.
+    log-probability of the item's semantic ID divided by its length, as transformers' beam search reports it;
+    every semantic ID has the same length, so the ranking is by probability) and their text when the model repo
+    ships `items.jsonl`.
 
     Inputs:
         - one history: a list of item ids (`[12, 7, 431]` or ASIN strings), or a dict
