@@ -217,6 +217,7 @@ def test_save_pretrained_layout(hub):
     card = ModelCard.load(folder / "README.md")
     assert {r.metric_name: r.metric_value for r in card.data.eval_results} == {"Recall@5": 0.25, "NDCG@5": 0.125}
     assert f'model="{REPO_ID}"' in card.text and "| Catalogue size | 12 items |" in card.text
+    assert "most recent 6 items" in card.text and "(codebook sizes 4, 4, 12)" in card.text
 
 
 def test_save_refuses_mismatched_catalogues(tmp_path):

@@ -221,6 +221,7 @@ def create_model_card(
     has_item_text: bool = False,
     example_history: list[Any] | None = None,
     item_id_kind: str = "int",
+    max_history: int = 20,
     license: str | None = None,
     tags: list[str] | None = None,
     template_path: str | os.PathLike | None = None,
@@ -242,6 +243,7 @@ def create_model_card(
         has_item_text (`bool`, *optional*, defaults to `False`): whether the repo ships `items.jsonl`.
         example_history (`list`, *optional*): item ids used in the usage snippets.
         item_id_kind (`str`, *optional*, defaults to `"int"`): how item ids look, for the limitations section.
+        max_history (`int`, *optional*, defaults to 20): most recent history items the model reads.
         license (`str`, *optional*): license id for the card metadata.
         tags (`list[str]`, *optional*): extra tags.
         template_path (`str` or `os.PathLike`, *optional*): Jinja template; defaults to
@@ -307,5 +309,6 @@ def create_model_card(
         test_note=str(results.get("test_note") or ""),
         example_history=json.dumps(list(history)),
         item_id_kind=item_id_kind,
+        max_history=max_history,
         num_user_buckets=f"{num_user_buckets:,}",
     )

@@ -244,6 +244,7 @@ class TigerRecommender:
             has_item_text=any(r.get("text") is not None for r in self.items.values()),
             example_history=list(item_ids[:3]),
             item_id_kind="strings" if item_ids and isinstance(item_ids[0], str) else "integers",
+            max_history=self.tokenizer.max_history,
             **kwargs,
         )
 
