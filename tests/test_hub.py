@@ -404,3 +404,21 @@ def test_push_to_hub_script(monkeypatch, tmp_path):
     assert card.data.license == "apache-2.0" and "movielens" in card.data.tags
     assert card.data.datasets == ["ml-100k"] and len(card.data.eval_results) == 4
     assert json.loads(uploaded["hf_tiger.json"])["sentence_encoder"] == "sentence-transformers/sentence-t5-base"
+
+
+def test_minimal_repo_without_rqvae_or_item_text(tmp_path):
+    full = tiny_recommender(item_ids=range(1, 9))  # int ids
+    minimal = TigerRecommender(full.model, full.tokenizer)
+    files = minimal.save_pretrained(tmp_path / "minimal")
+    assert not any(f.startswith("rqvae/") or f in ("items.jsonl", "results.json", "modeling_rqvae.py") for f in files)
+    meta = json.loads((tmp_path / "minimal" / "hf_tiger.json").read_text())
+    assert meta["rqvae_subfolder"] is None and meta["items_file"] is None and meta["item_id_type"] == "int"
+    card = ModelCard.load(tmp_path / "minimal" / "README.md")
+    assert card.data.eval_results is None and "Item text in this repo | no" in card.text
+
+    loaded = TigerRecommender.from_pretrained(tmp_path / "minimal")
+    assert loaded.rqvae is None and loaded.items == {} and loaded.results is None
+    out = loaded.pipeline()([1, 2], top_k=3)
+    assert [r["item_id"] for r in out] == full.recommend([[1, 2]], top_k=3)[0] and all("text" not in r for r in out)
+    with pytest.raises(ValueError, match="RQ-VAE"):
+        loaded.add_items([99], embeddings=torch.randn(1, EMBEDDING_DIM))
