@@ -11,6 +11,7 @@ from .modeling_rqvae import RQVAEModel, RQVAEOutput, RQVAEPreTrainedModel
 _TRAINING_NAMES = (
     "DEFAULT_TRAINING_ARGS",
     "EmbeddingDataset",
+    "KMeansInitCallback",
     "RQVAETrainer",
     "RQVAETrainingResult",
     "collate_embeddings",

@@ -27,9 +27,10 @@ class RQVAEConfig(PretrainedConfig):
         num_levels (`int`, *optional*, defaults to 3):
             Number of residual quantization levels (length of the semantic ID before the collision level).
         quantizer (`str`, *optional*, defaults to `"rotation"`):
-            How gradients cross the quantization: `"ste"` (straight-through estimator), `"rotation"` (the
-            rotation trick of Fifty et al., arXiv 2410.06424, with its norm rescaling) or `"gumbel"`
-            (Gumbel-softmax over codes, temperature annealed per training step).
+            How gradients cross the quantization: `"ste"` (straight-through estimator at every level),
+            `"rotation"` (the rotation trick of Fifty et al., arXiv 2410.06424, with its norm rescaling, applied
+            from the encoder output to the sum of the chosen codes) or `"gumbel"` (Gumbel-softmax over each
+            level's codes, temperature annealed per training step).
         distance (`str`, *optional*, defaults to `"l2"`):
             `"l2"` (squared Euclidean) or `"cosine"` distance used to pick the nearest code.
         activation (`str`, *optional*, defaults to `"silu"`):
@@ -50,6 +51,10 @@ class RQVAEConfig(PretrainedConfig):
             first training batch is used.
         kmeans_iters (`int`, *optional*, defaults to 25):
             Lloyd iterations per level during k-means initialization.
+        autoencoder_warmup_steps (`int`, *optional*, defaults to 60):
+            Training steps during which the quantizer is bypassed (plain autoencoder, reconstruction loss only)
+            before the codebooks are k-means-initialized on the warmed-up latents. Initializing on the latents of
+            a random encoder works poorly: they move a lot in the first steps and leave most codes stale.
         dead_code_threshold (`int`, *optional*, defaults to 20):
             A code unused for this many consecutive training steps is re-seeded from current residuals.
             `0` disables dead-code reset.
@@ -62,6 +67,9 @@ class RQVAEConfig(PretrainedConfig):
             `gumbel_min_temperature`.
         gumbel_schedule (`str`, *optional*, defaults to `"exponential"`):
             `"constant"`, `"linear"`, `"exponential"` or `"cosine"`.
+        gumbel_diversity_weight (`float`, *optional*, defaults to 0.1):
+            Weight of the Gumbel quantizer's diversity term (1 - normalized entropy of the batch's mean code
+            distribution, as in wav2vec 2.0), which keeps items from collapsing onto one code.
         gumbel_hard (`bool`, *optional*, defaults to `True`):
             Use hard one-hot samples with straight-through gradients in the forward pass.
         initializer_range (`float`, *optional*, defaults to 0.02):
@@ -95,11 +103,13 @@ class RQVAEConfig(PretrainedConfig):
         reconstruction_loss: str = "mse",
         kmeans_init: bool = True,
         kmeans_iters: int = 25,
+        autoencoder_warmup_steps: int = 60,
         dead_code_threshold: int = 20,
         gumbel_temperature: float = 1.0,
         gumbel_min_temperature: float = 0.1,
         gumbel_anneal_steps: int = 5000,
         gumbel_schedule: str = "exponential",
+        gumbel_diversity_weight: float = 0.1,
         gumbel_hard: bool = True,
         initializer_range: float = 0.02,
         **kwargs,
@@ -119,11 +129,13 @@ class RQVAEConfig(PretrainedConfig):
         self.reconstruction_loss = reconstruction_loss
         self.kmeans_init = kmeans_init
         self.kmeans_iters = kmeans_iters
+        self.autoencoder_warmup_steps = autoencoder_warmup_steps
         self.dead_code_threshold = dead_code_threshold
         self.gumbel_temperature = gumbel_temperature
         self.gumbel_min_temperature = gumbel_min_temperature
         self.gumbel_anneal_steps = gumbel_anneal_steps
         self.gumbel_schedule = gumbel_schedule
+        self.gumbel_diversity_weight = gumbel_diversity_weight
         self.gumbel_hard = gumbel_hard
         self.initializer_range = initializer_range
         super().__init__(**kwargs)
@@ -150,15 +162,13 @@ class RQVAEConfig(PretrainedConfig):
                 raise ValueError(f"RQVAEConfig.{name} must be one of {allowed}, got {getattr(self, name)!r}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"RQVAEConfig.dropout must be in [0, 1), got {self.dropout}")
-        for name in ("beta", "codebook_loss_weight"):
+        for name in ("dead_code_threshold", "autoencoder_warmup_steps"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"RQVAEConfig.{name} must be an integer >= 0, got {value!r}")
+        for name in ("beta", "codebook_loss_weight", "gumbel_diversity_weight"):
             if getattr(self, name) < 0:
                 raise ValueError(f"RQVAEConfig.{name} must be >= 0, got {getattr(self, name)}")
-        if isinstance(self.dead_code_threshold, bool) or not isinstance(self.dead_code_threshold, int):
-            raise ValueError(
-                f"RQVAEConfig.dead_code_threshold must be an int, got {self.dead_code_threshold!r}"
-            )
-        if self.dead_code_threshold < 0:
-            raise ValueError(f"RQVAEConfig.dead_code_threshold must be >= 0, got {self.dead_code_threshold}")
         if not 0 < self.gumbel_min_temperature <= self.gumbel_temperature:
             raise ValueError(
                 "RQVAEConfig.gumbel_min_temperature must be in (0, gumbel_temperature], got "

@@ -26,13 +26,17 @@ class RQVAEOutput(ModelOutput):
 
     Args:
         loss (`torch.FloatTensor` of shape `()`):
-            `reconstruction_loss + codebook_loss_weight * codebook_loss + beta * commitment_loss`.
+            `reconstruction_loss + codebook_loss_weight * codebook_loss + beta * commitment_loss`
+            (`+ gumbel_diversity_weight * diversity_loss` for the Gumbel quantizer).
         reconstruction_loss (`torch.FloatTensor` of shape `()`):
             Reconstruction error of the input embeddings, averaged over the batch.
         codebook_loss (`torch.FloatTensor` of shape `()`):
             `sum_l ||sg(r_l) - e_l||^2`, averaged over the batch (moves the codes towards the residuals).
         commitment_loss (`torch.FloatTensor` of shape `()`):
             `sum_l ||r_l - sg(e_l)||^2`, averaged over the batch (keeps the encoder close to its codes).
+        diversity_loss (`torch.FloatTensor` of shape `()`):
+            `sum_l (1 - H(mean code probabilities_l) / log(codebook_size))` over the batch (`quantizer="gumbel"` in
+            training only, else 0).
         codes (`torch.LongTensor` of shape `(batch_size, num_levels)`):
             The code chosen at every level: the item's semantic ID (without a collision level).
         quantized (`torch.FloatTensor` of shape `(batch_size, latent_dim)`):
@@ -49,6 +53,7 @@ class RQVAEOutput(ModelOutput):
     reconstruction_loss: torch.FloatTensor | None = None
     codebook_loss: torch.FloatTensor | None = None
     commitment_loss: torch.FloatTensor | None = None
+    diversity_loss: torch.FloatTensor | None = None
     codes: torch.LongTensor | None = None
     quantized: torch.FloatTensor | None = None
     latents: torch.FloatTensor | None = None
@@ -183,10 +188,12 @@ class RQVAEResidualQuantizer(nn.Module):
         self.register_buffer("step", torch.zeros((), dtype=torch.long))
 
     def temperature(self) -> float:
-        """Gumbel-softmax temperature at the current training step, following `config.gumbel_schedule`."""
+        """Gumbel-softmax temperature at the current training step, following `config.gumbel_schedule` (the
+        annealing starts after the autoencoder warm-up)."""
         cfg = self.config
         start, end = cfg.gumbel_temperature, cfg.gumbel_min_temperature
-        progress = min(1.0, int(self.step) / cfg.gumbel_anneal_steps)
+        annealed_steps = max(0, int(self.step) - cfg.autoencoder_warmup_steps)
+        progress = min(1.0, annealed_steps / cfg.gumbel_anneal_steps)
         if cfg.gumbel_schedule == "constant":
             return start
         if cfg.gumbel_schedule == "linear":
@@ -243,7 +250,7 @@ class RQVAEResidualQuantizer(nn.Module):
                 state updates, whatever the module's training flag.
 
         Returns:
-            `(codes, quantized, codebook_loss, commitment_loss, temperature)`.
+            `(codes, quantized, codebook_loss, commitment_loss, diversity_loss, temperature)`.
         """
         cfg = self.config
         training = self.training and not deterministic
@@ -251,27 +258,37 @@ class RQVAEResidualQuantizer(nn.Module):
         residual = latents
         quantized = torch.zeros_like(latents)
         codes, codebook_loss, commitment_loss = [], latents.new_zeros(()), latents.new_zeros(())
+        diversity_loss = latents.new_zeros(())
         for level in range(cfg.num_levels):
             if training and bool(self.initialized):
                 self.reset_dead_codes_(residual, level)
             codebook = self.codebooks[level]
             distances = self.distances(residual, level)
             if temperature is not None:
-                weights = F.gumbel_softmax(-distances, tau=temperature, hard=cfg.gumbel_hard, dim=-1)
+                # Distances scaled by their per-item mean, so the temperature means the same whatever the
+                # latent scale (raw squared distances of small latents give near-uniform samples).
+                scale = distances.detach().mean(-1, keepdim=True).clamp_min(1e-12)
+                logits = -distances / scale
+                weights = F.gumbel_softmax(logits, tau=temperature, hard=cfg.gumbel_hard, dim=-1)
+                # Diversity term (as in wav2vec 2.0): 1 - normalized entropy of the batch's mean code
+                # distribution; without it every item drifts onto one code.
+                mean_probs = logits.softmax(-1).mean(0)
+                entropy = -(mean_probs * mean_probs.clamp_min(1e-12).log()).sum()
+                diversity_loss = diversity_loss + 1 - entropy / math.log(cfg.codebook_size)
                 index = weights.argmax(-1)
-                chosen = codebook[index]
                 level_output = weights @ codebook
+                # The codebook/commitment terms pull towards the nearest code, not the sample: pulling randomly
+                # sampled codes towards residuals drags the whole codebook to the mean.
+                nearest = codebook[distances.argmin(-1)]
             else:
                 index = distances.argmin(-1)
-                chosen = codebook[index]
-                if not torch.is_grad_enabled():
-                    level_output = chosen
-                elif cfg.quantizer == "rotation":
-                    level_output = rotate_to(residual, chosen)
+                chosen = nearest = codebook[index]
+                if not torch.is_grad_enabled() or cfg.quantizer == "rotation":
+                    level_output = chosen.detach()  # the rotation is applied once, to the sum, below
                 else:
                     level_output = residual + (chosen - residual).detach()
-            codebook_loss = codebook_loss + (residual.detach() - chosen).pow(2).sum(-1).mean()
-            commitment_loss = commitment_loss + (residual - chosen.detach()).pow(2).sum(-1).mean()
+            codebook_loss = codebook_loss + (residual.detach() - nearest).pow(2).sum(-1).mean()
+            commitment_loss = commitment_loss + (residual - nearest.detach()).pow(2).sum(-1).mean()
             if training:
                 with torch.no_grad():
                     counts = torch.bincount(index, minlength=cfg.codebook_size)
@@ -280,10 +297,22 @@ class RQVAEResidualQuantizer(nn.Module):
                     self.steps_since_used[level][counts > 0] = 0
             codes.append(index)
             quantized = quantized + level_output
-            residual = residual - chosen.detach()
+            residual = residual - level_output.detach()
+        if cfg.quantizer == "rotation" and temperature is None and torch.is_grad_enabled():
+            # One rotation from the encoder output to the full quantized vector. Rotating every level's residual
+            # instead scales gradients by ||e_l|| / ||r_l||, large for the small deep residuals, and made training
+            # diverge on Beauty.
+            quantized = rotate_to(latents, quantized)
         if training:
             self.step += 1
-        return torch.stack(codes, dim=-1), quantized, codebook_loss, commitment_loss, temperature
+        return (
+            torch.stack(codes, dim=-1),
+            quantized,
+            codebook_loss,
+            commitment_loss,
+            diversity_loss,
+            temperature,
+        )
 
 
 class RQVAEPreTrainedModel(PreTrainedModel):
@@ -389,9 +418,10 @@ class RQVAEModel(RQVAEPreTrainedModel):
         r"""
         Encodes, quantizes and reconstructs a batch of item embeddings.
 
-        In training mode this also updates the codebook state: the first call k-means-initializes the codebooks
-        from the batch if [`kmeans_init_`] was not called (and `config.kmeans_init`), codes unused for
-        `config.dead_code_threshold` steps are re-seeded, and the step counter advances.
+        In training mode this also updates the codebook state: the step counter advances; during the first
+        `config.autoencoder_warmup_steps` steps the quantizer is bypassed (reconstruction loss only); after them,
+        if [`kmeans_init_`] was not called (and `config.kmeans_init`), the codebooks are k-means-initialized from
+        the batch, and codes unused for `config.dead_code_threshold` steps are re-seeded.
 
         Args:
             embeddings (`torch.FloatTensor` of shape `(batch_size, input_dim)`): item embeddings.
@@ -401,17 +431,27 @@ class RQVAEModel(RQVAEPreTrainedModel):
             [`RQVAEOutput`] with `loss` and `codes` `(batch_size, num_levels)`.
         """
         embeddings = self.check_embeddings(embeddings)
-        if self.training and self.config.kmeans_init and not self.is_initialized:
+        quantizer = self.quantizer
+        warming_up = self.training and int(quantizer.step) < self.config.autoencoder_warmup_steps
+        if self.training and not warming_up and self.config.kmeans_init and not self.is_initialized:
             if embeddings.shape[0] < 4 * self.config.codebook_size:
                 logger.warning(
-                    f"k-means-initializing the codebooks from a first training batch of {embeddings.shape[0]} "
+                    f"k-means-initializing the codebooks from a training batch of {embeddings.shape[0]} "
                     f"items for {self.config.codebook_size} codes; call `model.kmeans_init_(all_embeddings)` "
-                    "before training for a better start"
+                    "after the autoencoder warm-up (train_rqvae does) for a better start"
                 )
             self.kmeans_init_(embeddings)
         target = self._prepare(embeddings)
         latents = self.encoder(target)
-        codes, quantized, codebook_loss, commitment_loss, temperature = self.quantizer(latents)
+        if warming_up:
+            # Plain autoencoder: the quantizer is bypassed (codes reported, no state updates but the step).
+            with torch.no_grad():
+                codes = quantizer(latents.detach(), deterministic=True)[0]
+                quantizer.step += 1
+            quantized, temperature = latents, None
+            codebook_loss = commitment_loss = diversity_loss = latents.new_zeros(())
+        else:
+            codes, quantized, codebook_loss, commitment_loss, diversity_loss, temperature = quantizer(latents)
         reconstruction = self.decoder(quantized)
         if self.config.reconstruction_loss == "cosine":
             reconstruction_loss = (1 - F.cosine_similarity(reconstruction, target, dim=-1)).mean()
@@ -421,12 +461,14 @@ class RQVAEModel(RQVAEPreTrainedModel):
             reconstruction_loss
             + self.config.codebook_loss_weight * codebook_loss
             + self.config.beta * commitment_loss
+            + self.config.gumbel_diversity_weight * diversity_loss
         )
         return RQVAEOutput(
             loss=loss,
             reconstruction_loss=reconstruction_loss,
             codebook_loss=codebook_loss,
             commitment_loss=commitment_loss,
+            diversity_loss=diversity_loss,
             codes=codes,
             quantized=quantized,
             latents=latents,

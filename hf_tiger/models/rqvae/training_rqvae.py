@@ -30,17 +30,19 @@ DEFAULT_TRAINING_ARGS: dict[str, Any] = {
     "per_device_train_batch_size": 1024,
     "per_device_eval_batch_size": 8192,
     "learning_rate": 1e-3,
-    "num_train_epochs": 150,
+    "num_train_epochs": 50,
     "lr_scheduler_type": "cosine",
-    "warmup_steps": 50,
+    "warmup_steps": 0,
     "weight_decay": 0.0,
     "max_grad_norm": 1.0,
-    "logging_steps": 100,
-    "eval_strategy": "epoch",
+    "logging_steps": 50,
+    "eval_strategy": "steps",
+    "eval_steps": 0.2,  # 5 evaluations over the run
     "save_strategy": "no",
     "report_to": "none",
     "seed": 42,
     "dataloader_num_workers": 0,
+    "dataloader_pin_memory": False,
     "disable_tqdm": True,
 }
 
@@ -277,6 +279,43 @@ def _resolve_config(config: RQVAEConfig | dict | None, input_dim: int) -> RQVAEC
     return config
 
 
+class KMeansInitCallback(TrainerCallback):
+    r"""
+    K-means-initializes the codebooks on the residuals of all `embeddings` at the first step after the
+    autoencoder warm-up (`config.autoencoder_warmup_steps`), i.e. on latents of a warmed-up encoder rather than on
+    one batch.
+
+    Args:
+        embeddings (`torch.Tensor` of shape `(num_items, input_dim)`): the real items (all of them, or a large
+            sample).
+        seed (`int`, *optional*, defaults to 0): k-means seed.
+    """
+
+    def __init__(self, embeddings: torch.Tensor, seed: int = 0):
+        self.embeddings = embeddings
+        self.seed = seed
+        self.runtime = 0.0
+
+    def maybe_init_(self, model: RQVAEModel) -> None:
+        """Runs k-means if the model wants it, is not initialized yet and is past its warm-up."""
+        config = model.config
+        if not config.kmeans_init or model.is_initialized:
+            return
+        if int(model.quantizer.step) < config.autoencoder_warmup_steps:
+            return
+        start = time.time()
+        model.kmeans_init_(self.embeddings, seed=self.seed)
+        self.runtime += time.time() - start
+        logger.info(
+            f"k-means initialized {config.num_levels} levels on {self.embeddings.shape[0]} items at training "
+            f"step {int(model.quantizer.step)}"
+        )
+
+    def on_step_begin(self, args, state, control, model=None, **kwargs):
+        if isinstance(model, RQVAEModel):
+            self.maybe_init_(model)
+
+
 @dataclass
 class _TrainingClock(TrainerCallback):
     """Logs nothing; records when training starts and ends (training time without k-means and saving)."""
@@ -305,10 +344,12 @@ def train_rqvae(
     r"""
     Trains an RQ-VAE on item embeddings with [`RQVAETrainer`] and returns the model and its final metrics.
 
-    Steps: validate the embeddings, build the model, k-means-initialize every level on the residuals of all
-    training embeddings ([`RQVAEModel.kmeans_init_`]), train (the forward returns the loss; dead codes are
-    re-seeded during training), evaluate on `eval_embeddings`, then (if `save`) write the model with
-    `save_pretrained`, `rqvae_metrics.json` and (if `plot`) `code_usage.png` to `output_dir`.
+    Steps: validate the embeddings, build the model, train with the Trainer (the forward returns the loss): the
+    first `config.autoencoder_warmup_steps` steps train a plain autoencoder, then [`KMeansInitCallback`]
+    k-means-initializes every level on the residuals of all training embeddings
+    ([`RQVAEModel.kmeans_init_`]) and quantized training goes on (dead codes are re-seeded), evaluate on
+    `eval_embeddings`, then (if `save`) write the model with `save_pretrained`, `rqvae_metrics.json` and
+    (if `plot`) `code_usage.png` to `output_dir`.
 
     Args:
         embeddings (`torch.Tensor` or array of shape `(num_items, input_dim)`): the catalogue's item embeddings.
@@ -356,12 +397,8 @@ def train_rqvae(
         training_args = make_training_args(out, **overrides)
     output_dir = Path(output_dir if output_dir is not None else training_args.output_dir)
 
-    kmeans_runtime = 0.0
-    if model.config.kmeans_init and not model.is_initialized:
-        start = time.time()
-        model.kmeans_init_(train, seed=training_args.seed)
-        kmeans_runtime = time.time() - start
-        logger.info(f"k-means initialized {model.config.num_levels} levels on {train.shape[0]} items")
+    kmeans = KMeansInitCallback(train, seed=training_args.seed)
+    kmeans.maybe_init_(model)  # no warm-up configured: initialize before the first step
 
     clock = _TrainingClock()
     trainer = RQVAETrainer(
@@ -370,16 +407,22 @@ def train_rqvae(
         train_dataset=EmbeddingDataset(train),
         eval_dataset=EmbeddingDataset(evaluation),
         data_collator=collate_embeddings,
-        callbacks=[clock, *(callbacks or [])],
+        callbacks=[kmeans, clock, *(callbacks or [])],
     )
     train_output = trainer.train()
     model = trainer.model
+    if model.config.kmeans_init and not model.is_initialized:
+        logger.warning(
+            f"training ended within the autoencoder warm-up ({model.config.autoencoder_warmup_steps} steps): "
+            "the codebooks were never trained; initializing them with k-means on the final latents"
+        )
+        model.kmeans_init_(train, seed=training_args.seed)
     model.eval()
 
     metrics = compute_rqvae_metrics(model, evaluation, batch_size=training_args.per_device_eval_batch_size)
     metrics.update(
         train_runtime=clock.ended - clock.started,
-        kmeans_runtime=kmeans_runtime,
+        kmeans_runtime=kmeans.runtime,
         train_loss=float(train_output.training_loss),
         train_steps=int(train_output.global_step),
     )
@@ -403,6 +446,7 @@ def _jsonable(metrics: dict[str, Any]) -> dict[str, Any]:
 __all__ = [
     "DEFAULT_TRAINING_ARGS",
     "EmbeddingDataset",
+    "KMeansInitCallback",
     "RQVAETrainer",
     "RQVAETrainingResult",
     "collate_embeddings",
