@@ -154,7 +154,7 @@ class TigerRecommender:
         return self.model.recommend(histories, tokenizer=self.tokenizer, top_k=top_k, **kwargs)
 
     def pipeline(self, **kwargs) -> _pipelines.NextItemRecommendationPipeline:
-        """A `"next-item-recommendation"` pipeline over this recommender (item text from `self.items`)."""
+        """A `"next-item-recommendation"` pipeline over this recommender (item text: a snapshot of `self.items`)."""
         texts = {item_id: r["text"] for item_id, r in self.items.items() if r.get("text") is not None}
         kwargs.setdefault("device", self.model.device)
         return _pipelines.NextItemRecommendationPipeline(
@@ -183,14 +183,17 @@ class TigerRecommender:
         Returns:
             `list[tuple[int, ...]]`: the new items' semantic IDs.
         """
+        item_ids = list(item_ids)
+        records = list(records) if records is not None else [{} for _ in item_ids]
+        if len(records) != len(item_ids):
+            raise ValueError(f"{len(records)} records for {len(item_ids)} item ids")
         if texts is not None and encoder is None:
             encoder = self.sentence_encoder
         semantic_ids = _add_items(
             self.model, self.tokenizer, self.rqvae, item_ids, texts=texts, embeddings=embeddings, encoder=encoder
         )
-        records = list(records) if records is not None else [{} for _ in item_ids]
         for position, item_id in enumerate(item_ids):
-            record = {"item_id": item_id, **(dict(records[position]) if position < len(records) else {})}
+            record = {"item_id": item_id, **{k: v for k, v in dict(records[position]).items() if k != "item_id"}}
             if texts is not None:
                 record["text"] = texts[position]
             self.items[item_id] = record
