@@ -388,6 +388,39 @@ def test_fast_beam_search_t5_variants(overrides):
     assert_same_results(real_results(*reference, 3), real_results(fast.sequences, fast.sequences_scores, 3))
 
 
+def test_fast_beam_search_calls_non_plain_projections():
+    """q/k/v layers that are not plain nn.Linear (adapters, quantisation wrappers) run through their own forward."""
+    catalogue, vocab_size = make_catalogue(70, seed=9)
+    model = make_model(vocab_size, seed=9)
+    calls = []
+
+    class CountingLinear(torch.nn.Linear):
+        def forward(self, x):
+            calls.append(1)
+            return super().forward(x)
+
+    for block in model.decoder.block:
+        attention = block.layer[0].SelfAttention
+        wrapped = CountingLinear(attention.q.in_features, attention.q.out_features, bias=False)
+        wrapped.weight = attention.q.weight
+        attention.q = wrapped
+    index = CatalogueIndex(catalogue, vocab_size)
+    input_ids, attention_mask = make_inputs(catalogue, 2, seed=9)
+    reference = transformers_beam_search(
+        model,
+        input_ids,
+        attention_mask,
+        catalogue.shape[1],
+        5,
+        5,
+        processor=TrieConstrainedLogitsProcessor(index),
+    )
+    calls.clear()
+    fast = tiger_beam_search(model, input_ids, attention_mask, index=index, num_beams=5)
+    assert len(calls) == len(model.decoder.block) * catalogue.shape[1]
+    assert_same_results(real_results(*reference, 2), real_results(fast.sequences, fast.sequences_scores, 2))
+
+
 def test_small_catalogue_pads_results():
     catalogue, vocab_size = make_catalogue(3, seed=8)
     model = make_model(vocab_size)

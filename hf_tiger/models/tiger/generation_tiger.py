@@ -427,17 +427,14 @@ class _T5BeamDecoder:
         )
         self.model_dim = config.d_model
         self.lm_head = model.get_output_embeddings()
-        self.qkv_weights = [
-            torch.cat(
-                [
-                    block.layer[0].SelfAttention.q.weight,
-                    block.layer[0].SelfAttention.k.weight,
-                    block.layer[0].SelfAttention.v.weight,
-                ],
-                dim=0,
-            )
-            for block in self.blocks
-        ]
+        # one matmul for q, k and v when they are plain linear layers (else, e.g. adapters or quantised layers,
+        # their own forward is called)
+        self.qkv_weights = []
+        for block in self.blocks:
+            attention = block.layer[0].SelfAttention
+            projections = (attention.q, attention.k, attention.v)
+            plain = all(type(p) is nn.Linear and p.bias is None for p in projections)
+            self.qkv_weights.append(torch.cat([p.weight for p in projections], dim=0) if plain else None)
 
         batch_size, source_length, _ = encoder_hidden_states.shape
         dtype = encoder_hidden_states.dtype
@@ -487,7 +484,11 @@ class _T5BeamDecoder:
             # self-attention over this beam's own (short) history
             layer = block.layer[0]
             attention = layer.SelfAttention
-            qkv = nn.functional.linear(layer.layer_norm(hidden), self.qkv_weights[i])  # [B*K, 3 * inner]
+            normed = layer.layer_norm(hidden)
+            if self.qkv_weights[i] is not None:
+                qkv = nn.functional.linear(normed, self.qkv_weights[i])  # [B*K, 3 * inner]
+            else:
+                qkv = torch.cat([attention.q(normed), attention.k(normed), attention.v(normed)], dim=-1)
             query = qkv[:, :inner].view(batch_size, num_beams, heads, head_dim)
             self.self_cache[i].append(qkv[:, inner:].view(batch_size, num_beams, 2 * inner))
             # one [B, K or 1, 2 * inner] tensor per position (position 0, the decoder start, is shared by beams)
