@@ -195,7 +195,7 @@ def test_autoencoder_warmup_bypasses_the_quantizer_then_initializes(beauty_embed
     out = model(
         beauty_embeddings[:256]
     )  # first quantized step: k-means on this batch (no full-data init given)
-    assert model.is_initialized and float(out.commitment_loss) > 0
+    assert model.is_initialized and out.commitment_loss.item() > 0
 
 
 def test_dead_code_reset_revives_unused_codes(beauty_embeddings):
@@ -247,7 +247,13 @@ def test_get_semantic_ids_deterministic_and_stateless_even_in_train_mode(beauty_
 def test_gumbel_temperature_follows_schedule():
     model = RQVAEModel(
         tiny_config(
-            input_dim=8, hidden_dims=[8], quantizer="gumbel", gumbel_anneal_steps=4, gumbel_schedule="linear"
+            input_dim=8,
+            hidden_dims=[8],
+            quantizer="gumbel",
+            gumbel_temperature=1.0,
+            gumbel_min_temperature=0.1,
+            gumbel_anneal_steps=4,
+            gumbel_schedule="linear",
         )
     )
     model.kmeans_init_(torch.randn(64, 8))
@@ -257,6 +263,24 @@ def test_gumbel_temperature_follows_schedule():
     assert temperatures[2] == pytest.approx(0.55)
     assert temperatures[4] == temperatures[5] == pytest.approx(0.1)
     assert int(model.quantizer.step) == 6
+
+
+def test_gumbel_temperature_sets_how_often_other_codes_are_drawn(beauty_embeddings):
+    def share_not_nearest(temperature: float) -> float:
+        model = RQVAEModel(
+            tiny_config(
+                quantizer="gumbel", gumbel_temperature=temperature, gumbel_min_temperature=temperature
+            )
+        )
+        model.kmeans_init_(beauty_embeddings)
+        nearest = model.get_semantic_ids(beauty_embeddings)
+        model.train()
+        with torch.no_grad():
+            sampled = model(beauty_embeddings).codes
+        return float((sampled[:, 0] != nearest[:, 0]).double().mean())
+
+    assert share_not_nearest(1e-4) == 0.0
+    assert share_not_nearest(10.0) > 0.5
 
 
 def test_save_load_identical_codes_and_state(beauty_embeddings, tmp_path):

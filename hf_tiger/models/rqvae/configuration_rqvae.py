@@ -58,11 +58,13 @@ class RQVAEConfig(PretrainedConfig):
         dead_code_threshold (`int`, *optional*, defaults to 20):
             A code unused for this many consecutive training steps is re-seeded from current residuals.
             `0` disables dead-code reset.
-        gumbel_temperature (`float`, *optional*, defaults to 1.0):
-            Initial Gumbel-softmax temperature (only for `quantizer="gumbel"`).
-        gumbel_min_temperature (`float`, *optional*, defaults to 0.1):
+        gumbel_temperature (`float`, *optional*, defaults to 0.02):
+            Initial Gumbel-softmax temperature (only for `quantizer="gumbel"`). Codes are drawn from
+            `softmax(-distance / (mean distance * temperature))`: the default draws mostly the nearest code or
+            a close one; values near 1 draw almost uniformly and collapse the codebooks.
+        gumbel_min_temperature (`float`, *optional*, defaults to 0.002):
             Final temperature of the schedule.
-        gumbel_anneal_steps (`int`, *optional*, defaults to 5000):
+        gumbel_anneal_steps (`int`, *optional*, defaults to 500):
             Number of training steps over which the temperature goes from `gumbel_temperature` to
             `gumbel_min_temperature`.
         gumbel_schedule (`str`, *optional*, defaults to `"exponential"`):
@@ -105,9 +107,9 @@ class RQVAEConfig(PretrainedConfig):
         kmeans_iters: int = 25,
         autoencoder_warmup_steps: int = 60,
         dead_code_threshold: int = 20,
-        gumbel_temperature: float = 1.0,
-        gumbel_min_temperature: float = 0.1,
-        gumbel_anneal_steps: int = 5000,
+        gumbel_temperature: float = 0.02,
+        gumbel_min_temperature: float = 0.002,
+        gumbel_anneal_steps: int = 500,
         gumbel_schedule: str = "exponential",
         gumbel_diversity_weight: float = 0.1,
         gumbel_hard: bool = True,

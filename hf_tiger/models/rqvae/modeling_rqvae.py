@@ -265,20 +265,22 @@ class RQVAEResidualQuantizer(nn.Module):
             codebook = self.codebooks[level]
             distances = self.distances(residual, level)
             if temperature is not None:
-                # Distances scaled by their per-item mean, so the temperature means the same whatever the
-                # latent scale (raw squared distances of small latents give near-uniform samples).
+                # Distances scaled by their per-item mean so the temperature means the same whatever the latent
+                # scale; the temperature divides the logits before the Gumbel noise is added, so it sets how
+                # often a code other than the nearest is drawn (torch's `tau` alone only changes the soft
+                # gradients: the hard sample argmax(logits + noise) would not depend on it).
                 scale = distances.detach().mean(-1, keepdim=True).clamp_min(1e-12)
                 logits = -distances / scale
-                weights = F.gumbel_softmax(logits, tau=temperature, hard=cfg.gumbel_hard, dim=-1)
+                weights = F.gumbel_softmax(logits / temperature, tau=1.0, hard=cfg.gumbel_hard, dim=-1)
                 # Diversity term (as in wav2vec 2.0): 1 - normalized entropy of the batch's mean code
-                # distribution; without it every item drifts onto one code.
+                # distribution, discouraging items from drifting onto few codes.
                 mean_probs = logits.softmax(-1).mean(0)
                 entropy = -(mean_probs * mean_probs.clamp_min(1e-12).log()).sum()
                 diversity_loss = diversity_loss + 1 - entropy / math.log(cfg.codebook_size)
                 index = weights.argmax(-1)
                 level_output = weights @ codebook
-                # The codebook/commitment terms pull towards the nearest code, not the sample: pulling randomly
-                # sampled codes towards residuals drags the whole codebook to the mean.
+                # The codebook/commitment terms pull towards the nearest code, not the sample, so exploration
+                # does not drag codes towards residuals they do not serve.
                 nearest = codebook[distances.argmin(-1)]
             else:
                 index = distances.argmin(-1)
