@@ -6,6 +6,7 @@ import json
 import math
 import os
 import re
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -55,11 +56,14 @@ _METRIC_TYPES = {"recall": "recall", "ndcg": "ndcg", "hit_rate": "hit_rate", "hr
 
 
 def default_template_path() -> Path:
-    """The card template: `$HF_TIGER_MODEL_CARD_TEMPLATE`, else `model_cards/tiger_recommender.md` of the repo."""
+    """The card template: `$HF_TIGER_MODEL_CARD_TEMPLATE`, else `model_cards/tiger_recommender.md` of the
+    source checkout, else the copy a wheel install puts in `<prefix>/share/hf_tiger/model_cards/`."""
     env = os.environ.get("HF_TIGER_MODEL_CARD_TEMPLATE")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parents[2] / "model_cards" / DEFAULT_TEMPLATE_NAME
+    checkout = Path(__file__).resolve().parents[2] / "model_cards" / DEFAULT_TEMPLATE_NAME
+    installed = Path(sys.prefix) / "share" / "hf_tiger" / "model_cards" / DEFAULT_TEMPLATE_NAME
+    return installed if not checkout.is_file() and installed.is_file() else checkout
 
 
 def load_results(path: str | os.PathLike) -> dict[str, Any]:
