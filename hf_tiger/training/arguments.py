@@ -31,6 +31,10 @@ class DataArguments:
         default=None, metadata={"help": "Cache folder of the tokenized splits (default ~/.cache/hf_tiger)."}
     )
     preprocessing_num_workers: int | None = field(default=None, metadata={"help": "Processes for datasets.map."})
+    max_train_prefixes_per_user: int | None = field(
+        default=None,
+        metadata={"help": "Keep each user's K most recent training prefixes (long-sequence data such as MovieLens)."},
+    )
     max_train_samples: int | None = field(
         default=None, metadata={"help": "Keep only the first N training rows (smoke tests, debugging)."}
     )
@@ -44,7 +48,7 @@ class DataArguments:
     def __post_init__(self):
         if self.max_history < 1:
             raise ValueError(f"max_history must be >= 1, got {self.max_history}")
-        for name in ("max_train_samples", "max_eval_samples", "max_test_samples"):
+        for name in ("max_train_prefixes_per_user", "max_train_samples", "max_eval_samples", "max_test_samples"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"{name} must be >= 1 or unset, got {value}")
@@ -136,6 +140,10 @@ class TigerTrainingArguments(Seq2SeqTrainingArguments):
     )
     fast_beam_search: bool = field(
         default=True, metadata={"help": "TIGER's own beam search; False falls back to transformers' beam search."}
+    )
+    max_train_seconds: float | None = field(
+        default=None,
+        metadata={"help": "Stop training gracefully after this many seconds (then best checkpoint + test as usual)."},
     )
     num_sample_recommendations: int = field(
         default=3, metadata={"help": "Test users whose recommendations the pipeline prints with item text."}

@@ -111,7 +111,7 @@ def build_semantic_ids(
                 "per_device_train_batch_size": semantic_args.rqvae_batch_size,
                 "learning_rate": semantic_args.rqvae_learning_rate,
                 "seed": seed,
-                "use_cpu": not torch.cuda.is_available(),
+                "eval_strategy": "no",  # the final metrics are computed once after training
             },
             output_dir=output_dir / "rqvae",
         )

@@ -106,6 +106,20 @@ def _first_rows(split: datasets.Dataset, limit: int | None) -> datasets.Dataset:
     return split if limit is None or limit >= split.num_rows else split.select(range(limit))
 
 
+def most_recent_prefixes(split: datasets.Dataset, per_user: int | None) -> datasets.Dataset:
+    """Keep each user's `per_user` last rows (the most recent training prefixes; rows of a user are in time order)."""
+    if per_user is None:
+        return split
+    users = split["user_id"]
+    keep, seen = [], {}
+    for index in range(len(users) - 1, -1, -1):
+        count = seen.get(users[index], 0)
+        if count < per_user:
+            keep.append(index)
+            seen[users[index]] = count + 1
+    return split.select(sorted(keep))
+
+
 def build_tiger_model(tokenizer, model_args: TigerModelArguments):
     """A fresh TIGER sized by `model_args` (or the saved one at `model_name_or_path`) holding the tokenizer's catalogue."""
     from hf_tiger import TigerConfig, TigerForConditionalGeneration
@@ -128,6 +142,29 @@ class _History(TrainerCallback):
     def on_evaluate(self, args, state, control, metrics=None, **kwargs):
         if metrics:
             self.evaluations.append({"step": state.global_step, "epoch": state.epoch, **metrics})
+
+
+class _TimeBudget(TrainerCallback):
+    """Stops training gracefully once `seconds` have passed (evaluating and saving the last step first)."""
+
+    def __init__(self, seconds: float):
+        self.seconds = float(seconds)
+        self.started = time.time()
+        self.stopped_at_step: int | None = None
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.started = time.time()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.stopped_at_step is None and time.time() - self.started > self.seconds:
+            logger.warning(f"max_train_seconds={self.seconds:.0f} reached at step {state.global_step}: stopping")
+            self.stopped_at_step = state.global_step
+            control.should_training_stop = True
+            if args.eval_strategy != "no":
+                control.should_evaluate = True
+            if args.save_strategy != "no":
+                control.should_save = True
+        return control
 
 
 def evaluate_split(
@@ -191,8 +228,11 @@ def train_tiger(
     encoded = {}
     with training_args.main_process_first(desc="tokenize train/validation"):
         for name, limit in (("train", data_args.max_train_samples), ("validation", data_args.max_eval_samples)):
+            split = dataset[name]
+            if name == "train":
+                split = most_recent_prefixes(split, data_args.max_train_prefixes_per_user)
             encoded[name] = tokenize_split(
-                _first_rows(dataset[name], limit),
+                _first_rows(split, limit),
                 tokenizer,
                 use_user_tokens=data_args.use_user_tokens,
                 cache_dir=data_args.tokenized_cache_dir,
@@ -200,6 +240,7 @@ def train_tiger(
                 split_name=name,
             )
     history = _History()
+    budget = _TimeBudget(training_args.max_train_seconds) if training_args.max_train_seconds else None
     collator = TigerDataCollator(
         pad_token_id=tokenizer.pad_token_id,
         pad_to_multiple_of=8 if (training_args.bf16 or training_args.fp16) else None,
@@ -211,7 +252,7 @@ def train_tiger(
         eval_dataset=encoded["validation"],
         data_collator=collator,
         processing_class=tokenizer,
-        callbacks=[history, *(callbacks or [])],
+        callbacks=[history, *([budget] if budget else []), *(callbacks or [])],
     )
     checkpoint = resolve_checkpoint(training_args.resume_from_checkpoint, training_args.output_dir)
     if checkpoint is not None:
@@ -219,6 +260,9 @@ def train_tiger(
     train_output = trainer.train(resume_from_checkpoint=checkpoint)
     trainer.save_model()  # the best validation checkpoint when load_best_model_at_end, with the tokenizer
     trainer.save_state()
+    if trainer.is_world_process_zero():
+        # The Trainer pickles its arguments next to the weights; results.json keeps them as JSON instead.
+        (Path(training_args.output_dir) / "training_args.bin").unlink(missing_ok=True)
     train_seconds = time.time() - started
 
     results: dict[str, Any] = {"dataset": data_args.dataset}
@@ -242,6 +286,7 @@ def train_tiger(
         "global_step": state.global_step,
         "train_loss": train_output.training_loss,
         "resumed_from": checkpoint,
+        "stopped_by_time_budget_at_step": budget.stopped_at_step if budget else None,
         **{k: v for k, v in train_output.metrics.items() if k != "total_flos"},
         "wall_seconds": train_seconds,
     }
