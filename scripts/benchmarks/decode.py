@@ -56,6 +56,7 @@ class DecodeBenchmarkArguments:
     )
     eval_batch_size: int = field(default=256, metadata={"help": "Users per batch in the full evaluation."})
     skip_full_eval: bool = field(default=False, metadata={"help": "Only the side-by-side table."})
+    skip_table: bool = field(default=False, metadata={"help": "Only the full evaluation."})
     transformers_repeats: int = field(default=1, metadata={"help": "Timed runs of each transformers method."})
     fast_repeats: int = field(
         default=3, metadata={"help": "Timed runs of the fast search (median reported)."}
@@ -252,6 +253,22 @@ def compare_results(sequences, scores, reference_sequences, reference_scores, ne
     return f"yes (max score diff {max_diff:.1e})"
 
 
+def print_table(rows: list[dict]) -> None:
+    print()
+    print(
+        "| batch | method | time / batch (s) | ms / user | constraint (s) | constraint share | speedup vs "
+        "transformers+processor | same items & order as transformers+processor |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for row in rows:
+        share = "-" if row["share"] is None else f"{100 * row['share']:.1f}%"
+        constraint = "-" if row["share"] is None else f"{row['constraint']:.3f}"
+        print(
+            f"| {row['batch']} | {row['method']} | {row['seconds']:.3f} | {row['per_user_ms']:.1f} | {constraint} | "
+            f"{share} | {row['speedup']:.1f}x | {row['same'] or '-'} |"
+        )
+
+
 def load_average() -> str:
     try:
         return " ".join(f"{v:.1f}" for v in os.getloadavg())
@@ -291,11 +308,11 @@ def main(argv=None) -> dict:
         warm = tok.batch_encode_histories(warm_histories, user_ids=warm_users, return_tensors="pt").to(
             args.device
         )
-        for method in methods:
+        for method in ["fast (ours)"] if args.skip_table else methods:
             run_method(method, model, tok, warm, args)
 
         rows = []
-        for batch_size in args.batch_sizes:
+        for batch_size in [] if args.skip_table else args.batch_sizes:
             histories, user_ids = random_users(tok, batch_size, args, seed=batch_size)
             batch = tok.batch_encode_histories(histories, user_ids=user_ids, return_tensors="pt").to(
                 args.device
@@ -326,19 +343,8 @@ def main(argv=None) -> dict:
                     )
                 )
 
-    print()
-    print(
-        "| batch | method | time / batch (s) | ms / user | constraint (s) | constraint share | speedup vs "
-        "transformers+processor | same items & order as transformers+processor |"
-    )
-    print("|---|---|---|---|---|---|---|---|")
-    for row in rows:
-        share = "-" if row["share"] is None else f"{100 * row['share']:.1f}%"
-        constraint = "-" if row["share"] is None else f"{row['constraint']:.3f}"
-        print(
-            f"| {row['batch']} | {row['method']} | {row['seconds']:.3f} | {row['per_user_ms']:.1f} | {constraint} | "
-            f"{share} | {row['speedup']:.1f}x | {row['same'] or '-'} |"
-        )
+    if rows:
+        print_table(rows)
 
     full = None
     if not args.skip_full_eval:
