@@ -64,6 +64,7 @@ class CatalogueIndex:
     >>> index = CatalogueIndex(catalogue, vocab_size=16)
     >>> index.allowed_tokens_mask(torch.tensor([[5]])).nonzero()[:, 1].tolist()
     [9, 10]
+
     ```
     """
 
@@ -285,6 +286,7 @@ class TrieConstrainedLogitsProcessor(LogitsProcessor):
     >>> scores = processor(torch.tensor([[0, 6]]), torch.zeros(1, 12))
     >>> torch.isfinite(scores).nonzero()[:, 1].tolist()
     [8]
+
     ```
     """
 
