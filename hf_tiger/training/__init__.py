@@ -10,6 +10,7 @@ from .arguments import (
     parse_args_with_config,
 )
 from .data import TigerDataCollator, encode_examples, tokenize_sequences, tokenize_split
+from .evaluation import evaluate_saved_model, load_model_and_tokenizer, recommend_with_text
 from .pipeline import build_semantic_ids, run_pipeline, sample_recommendations
 from .train import (
     build_tiger_model,
@@ -32,10 +33,13 @@ __all__ = [
     "build_semantic_ids",
     "build_tiger_model",
     "encode_examples",
+    "evaluate_saved_model",
     "evaluate_split",
+    "load_model_and_tokenizer",
     "load_config_file",
     "package_versions",
     "parse_args_with_config",
+    "recommend_with_text",
     "resolve_checkpoint",
     "run_pipeline",
     "sample_recommendations",
