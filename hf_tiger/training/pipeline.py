@@ -248,6 +248,11 @@ def run_pipeline(
     timings["load_data"] = time.time() - started
 
     run_dir = Path(training_args.output_dir)
+    if training_args.world_size > 1 and not model_args.tokenizer_name_or_path:
+        raise ValueError(
+            "run_pipeline under several processes needs a prepared tokenizer (--tokenizer_name_or_path): stage 1 "
+            "(embeddings + RQ-VAE) runs in one process; build it once, then launch the multi-process training"
+        )
     if model_args.tokenizer_name_or_path:
         tokenizer = SemanticIDTokenizer.from_pretrained(model_args.tokenizer_name_or_path)
         stage1 = {"tokenizer_loaded_from": model_args.tokenizer_name_or_path}

@@ -67,7 +67,7 @@ def test_test_split_is_read_only_after_training(ml100k, tiny_tokenizer, tmp_path
     args = TigerTrainingArguments(
         output_dir=str(tmp_path / "run"), max_steps=4, per_device_train_batch_size=16, per_device_eval_batch_size=16,
         eval_strategy="steps", save_strategy="steps", eval_steps=2, save_steps=2, generation_num_beams=10,
-        use_cpu=True, report_to="none", disable_tqdm=True,
+        use_cpu=True, report_to="tensorboard", logging_steps=2, disable_tqdm=True,
     )
     data_args = DataArguments(
         dataset="ml-100k", max_train_samples=128, max_eval_samples=20, max_test_samples=20,
@@ -88,6 +88,7 @@ def test_test_split_is_read_only_after_training(ml100k, tiny_tokenizer, tmp_path
     assert saved["best_validation"]["checkpoint"].endswith(("checkpoint-2", "checkpoint-4"))
     assert {"torch", "transformers", "datasets"} <= set(saved["versions"])
     assert saved["config"]["training"]["max_steps"] == 4
+    assert list((tmp_path / "run").rglob("events.out.tfevents.*"))  # report_to passes through to the Trainer
 
 
 def _run(args, **kwargs):
