@@ -68,6 +68,11 @@ def test_trainer_metrics_equal_recommend_metrics(ml100k, tiny_tokenizer, tmp_pat
     expected = compute_retrieval_metrics(recommended, list(split["target"]), ks=(1, 5, 10))
     for key, value in expected.items():
         assert metrics[f"eval_{key}"] == pytest.approx(value)
+    # transformers' own beam search with the trie processor ranks the same items.
+    trainer.args.fast_beam_search = False
+    slow = trainer.evaluate(encoded)
+    for key in ("recall@1", "recall@5", "recall@10", "ndcg@10"):
+        assert slow[f"eval_{key}"] == pytest.approx(metrics[f"eval_{key}"])
     # The loss is the mean of per-example losses, not a repeated batch mean.
     with torch.no_grad():
         batch = tiny_tokenizer.batch_encode_histories(
