@@ -6,9 +6,9 @@ import re
 import subprocess
 
 import pytest
+from tiger_training_helpers import PYTHON, REPO_ROOT, TINY_MODEL, script_env
 
 from hf_tiger.training import run_pipeline
-from tests.training.conftest import PYTHON, REPO_ROOT, TINY_MODEL, script_env
 
 pytestmark = pytest.mark.slow
 

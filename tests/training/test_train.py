@@ -9,11 +9,11 @@ import textwrap
 import pytest
 import torch
 from safetensors.torch import load_file
+from tiger_training_helpers import PYTHON, REPO_ROOT, TINY_MODEL, script_env, tiny_cli_args
 from transformers import TrainerCallback
 
 from hf_tiger.training import DataArguments, TigerTrainingArguments, build_tiger_model, train_tiger
 from hf_tiger.training.arguments import TigerModelArguments
-from tests.training.conftest import PYTHON, REPO_ROOT, TINY_MODEL, script_env, tiny_cli_args
 
 pytestmark = pytest.mark.slow
 

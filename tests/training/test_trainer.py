@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+from tiger_training_helpers import TINY_MODEL
 from transformers import EvalPrediction
 
 from hf_tiger.metrics import compute_retrieval_metrics
@@ -15,7 +16,6 @@ from hf_tiger.training import (
     tokenize_split,
 )
 from hf_tiger.training.arguments import TigerModelArguments
-from tests.training.conftest import TINY_MODEL
 
 
 def test_metrics_computer_uses_full_semantic_ids():
