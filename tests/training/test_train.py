@@ -2,6 +2,7 @@
 two-process DDP equals one process. Marked slow (a few tiny CPU runs each)."""
 
 import json
+import socket
 import subprocess
 import sys
 import textwrap
@@ -151,6 +152,13 @@ def test_killed_run_resumes_to_the_same_end(shared_data_dir, tiny_tokenizer_dir,
         torch.testing.assert_close(wa[name], wb[name], rtol=1e-5, atol=1e-6, msg=name)
 
 
+def _free_port() -> int:
+    """A free local TCP port, so parallel runs of this test do not collide on a fixed one."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def test_two_process_ddp_matches_one_process(shared_data_dir, tiny_tokenizer_dir, tmp_path):
     cache = tmp_path / "cache"
     single_dir, ddp_dir = tmp_path / "single", tmp_path / "ddp"
@@ -161,7 +169,7 @@ def test_two_process_ddp_matches_one_process(shared_data_dir, tiny_tokenizer_dir
     assert single.returncode == 0, single.stderr[-3000:]
     # Two gloo processes with half the per-device batch: the same global batch of 16 per step.
     ddp = _run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29531",
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(_free_port()),
          str(TRAIN_SCRIPT),
          *tiny_cli_args(tiny_tokenizer_dir, shared_data_dir, ddp_dir, cache, per_device_train_batch_size=8,
                         ddp_backend="gloo")]
