@@ -54,7 +54,10 @@ class DecodeBenchmarkArguments:
     num_test_users: int = field(
         default=22363, metadata={"help": "Users of the full evaluation (Beauty test)."}
     )
-    eval_batch_size: int = field(default=256, metadata={"help": "Users per batch in the full evaluation."})
+    eval_batch_size: int | None = field(
+        default=None,
+        metadata={"help": "Users per batch in the full evaluation (default: recommend()'s, 64 on CPU, 256 on GPU)."},
+    )
     skip_full_eval: bool = field(default=False, metadata={"help": "Only the side-by-side table."})
     skip_table: bool = field(default=False, metadata={"help": "Only the full evaluation."})
     transformers_repeats: int = field(default=1, metadata={"help": "Timed runs of each transformers method."})
@@ -349,6 +352,7 @@ def main(argv=None) -> dict:
     full = None
     if not args.skip_full_eval:
         histories, user_ids = random_users(tok, args.num_test_users, args, seed=1)
+        eval_batch_size = args.eval_batch_size or (64 if torch.device(args.device).type == "cpu" else 256)
         synchronize(args.device)
         start = time.perf_counter()
         recommendations = model.recommend(
@@ -357,7 +361,7 @@ def main(argv=None) -> dict:
             user_ids=user_ids,
             top_k=args.top_k,
             num_beams=args.num_beams,
-            batch_size=args.eval_batch_size,
+            batch_size=eval_batch_size,
         )
         synchronize(args.device)
         seconds = time.perf_counter() - start
@@ -365,7 +369,7 @@ def main(argv=None) -> dict:
         full = dict(users=args.num_test_users, seconds=seconds)
         print()
         print(
-            f"Full evaluation with the fast path (model.recommend: tokenise + decode, batch {args.eval_batch_size}): "
+            f"Full evaluation with the fast path (model.recommend: tokenise + decode, batch {eval_batch_size}): "
             f"{args.num_test_users:,} users with {args.history_length}-item histories in {seconds:.1f} s "
             f"({args.num_test_users / seconds:.0f} users/s)"
         )

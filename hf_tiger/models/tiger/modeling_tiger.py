@@ -417,7 +417,7 @@ class TigerForConditionalGeneration(T5ForConditionalGeneration):
         top_k: int = 10,
         num_beams: int | None = None,
         return_scores: bool = False,
-        batch_size: int = 256,
+        batch_size: int | None = None,
         fast_beam_search: bool = True,
     ):
         """Recommend the next items for each history.
@@ -431,7 +431,8 @@ class TigerForConditionalGeneration(T5ForConditionalGeneration):
             top_k (`int`, *optional*, defaults to 10): items per history.
             num_beams (`int`, *optional*): beam width, defaults to `config.default_num_beams`, at least `top_k`.
             return_scores (`bool`, *optional*, defaults to `False`): also return the beam scores.
-            batch_size (`int`, *optional*, defaults to 256): histories per `generate()` call.
+            batch_size (`int`, *optional*): histories per `generate()` call; defaults to 64 on CPU (smaller
+                per-step tensors: measured 1.3x faster than 256 on a 2-core CPU) and 256 on accelerators.
             fast_beam_search (`bool`, *optional*, defaults to `True`): see [`~TigerForConditionalGeneration.generate`];
                 `False` uses transformers' beam search with the trie processor (same results, slower).
 
@@ -441,6 +442,8 @@ class TigerForConditionalGeneration(T5ForConditionalGeneration):
         """
         if top_k < 1:
             raise ValueError(f"top_k must be >= 1, got {top_k}")
+        if batch_size is None:
+            batch_size = 64 if self.device.type == "cpu" else 256
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if isinstance(histories, (str, bytes)) or not isinstance(histories, Sequence):
