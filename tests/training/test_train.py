@@ -159,7 +159,17 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_two_process_ddp_matches_one_process(shared_data_dir, tiny_tokenizer_dir, tmp_path):
+def _launcher(name: str) -> list[str]:
+    port = str(_free_port())
+    if name == "torchrun":
+        return [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", port]
+    # `accelerate launch --multi_gpu` runs torch.distributed.run underneath; with no GPU the processes use gloo
+    return [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", port]
+
+
+@pytest.mark.parametrize("launcher", ["torchrun", "accelerate"])
+def test_two_process_ddp_matches_one_process(shared_data_dir, tiny_tokenizer_dir, tmp_path, launcher):
     cache = tmp_path / "cache"
     single_dir, ddp_dir = tmp_path / "single", tmp_path / "ddp"
     single = _run(
@@ -169,8 +179,7 @@ def test_two_process_ddp_matches_one_process(shared_data_dir, tiny_tokenizer_dir
     assert single.returncode == 0, single.stderr[-3000:]
     # Two gloo processes with half the per-device batch: the same global batch of 16 per step.
     ddp = _run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(_free_port()),
-         str(TRAIN_SCRIPT),
+        [*_launcher(launcher), str(TRAIN_SCRIPT),
          *tiny_cli_args(tiny_tokenizer_dir, shared_data_dir, ddp_dir, cache, per_device_train_batch_size=8,
                         ddp_backend="gloo")]
     )
