@@ -158,6 +158,7 @@ def add_items(
     item_ids = list(item_ids)
     if not item_ids:
         raise ValueError("no item ids given")
+    model.check_tokenizer(tokenizer)  # a mismatched pair is refused before anything changes
     if (texts is None) == (embeddings is None):
         raise ValueError("give exactly one of `texts` or `embeddings` for the new items")
     if rqvae is None:
@@ -189,6 +190,6 @@ def add_items(
     finally:
         rqvae.train(was_training)
     semantic_ids = tokenizer.add_items(codes.cpu(), item_ids)
-    model.set_catalogue(tokenizer.catalogue_token_ids())
+    model.set_catalogue(tokenizer)
     logger.info(f"added {len(item_ids)} items; the catalogue now has {len(tokenizer.item_ids)} items")
     return semantic_ids

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import numbers
 import os
-import shutil
 import tempfile
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -78,7 +77,8 @@ def save_pipeline_code(save_directory: str | os.PathLike) -> str:
     if not os.path.isfile(config_path):
         raise FileNotFoundError(f"{config_path} not found: save the model to {save_directory} first")
     target = os.path.join(save_directory, PIPELINE_FILE_NAME)
-    shutil.copyfile(__file__, target)
+    with open(__file__, encoding="utf-8") as f:
+        _write_atomic(target, f.read())
     with open(config_path, encoding="utf-8") as f:
         config = json.load(f)
     config["custom_pipelines"] = {
@@ -88,16 +88,21 @@ def save_pipeline_code(save_directory: str | os.PathLike) -> str:
             "type": "text",
         }
     }
-    fd, tmp = tempfile.mkstemp(dir=save_directory, prefix=".config.", suffix=".tmp")
+    _write_atomic(config_path, json.dumps(config, indent=2, sort_keys=True) + "\n")
+    return target
+
+
+def _write_atomic(path: str, text: str) -> None:
+    """Write `text` to `path` through a temporary file in the same folder and `os.replace`."""
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or ".", prefix=".tmp.", suffix=".part")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(json.dumps(config, indent=2, sort_keys=True) + "\n")
-        os.replace(tmp, config_path)
+            f.write(text)
+        os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
-    return target
 
 
 class NextItemRecommendationPipeline(Pipeline):
@@ -152,9 +157,11 @@ class NextItemRecommendationPipeline(Pipeline):
         self.tokenizer.save_pretrained(save_directory, **kwargs)
         save_pipeline_code(save_directory)
         if self.item_texts:
-            with open(os.path.join(save_directory, ITEMS_FILE_NAME), "w", encoding="utf-8") as f:
-                for item_id, text in self.item_texts.items():
-                    f.write(json.dumps({"item_id": item_id, "text": text}, ensure_ascii=False) + "\n")
+            lines = (
+                json.dumps({"item_id": item_id, "text": text}, ensure_ascii=False) + "\n"
+                for item_id, text in self.item_texts.items()
+            )
+            _write_atomic(os.path.join(save_directory, ITEMS_FILE_NAME), "".join(lines))
 
     # ------------------------------------------------------------------ item text
 
@@ -217,6 +224,10 @@ class NextItemRecommendationPipeline(Pipeline):
             inputs (`list` of item ids, `dict`, or a list of those): see the class docstring.
             kwargs: `top_k`, `num_beams`, `return_text`, `batch_size`.
         """
+        if isinstance(inputs, (str, bytes)):
+            raise TypeError(
+                f"got the string {inputs!r}: give a history as a list of item ids, e.g. pipe([{inputs!r}])"
+            )
         single = isinstance(inputs, Mapping) or (
             isinstance(inputs, (list, tuple, torch.Tensor)) and len(inputs) > 0 and _is_item_id(inputs[0])
         )

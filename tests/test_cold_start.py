@@ -44,6 +44,15 @@ def test_add_items_makes_new_items_recommendable():
     assert sorted(recs) == sorted(new_ids)
 
 
+def test_add_items_refuses_a_tokenizer_of_another_model():
+    rec, other = tiny_recommender(seed=0), tiny_recommender(seed=1)
+    before = rec.model.catalogue.clone()
+    items_before = list(other.tokenizer.item_ids)
+    with pytest.raises(ValueError, match="tokenizer and model do not match"):
+        add_items(rec.model, other.tokenizer, rec.rqvae, ["NEW-1"], embeddings=new_embeddings(1))
+    assert torch.equal(rec.model.catalogue, before) and other.tokenizer.item_ids == items_before
+
+
 def test_add_items_collision_codes_continue_after_existing_items():
     rec = tiny_recommender()
     # Two new items with the embedding of an existing item share its RQ-VAE codes: collision codes 1 and 2 follow.

@@ -104,3 +104,8 @@ def test_pipeline_save_pretrained_ships_its_code(tmp_path, hub):
     assert {r["item_id"]: r["text"] for r in rows} == ITEM_TEXTS
     reloaded = pipeline("next-item-recommendation", model=str(tmp_path / "saved"), device="cpu")
     assert reloaded(HISTORIES[0], top_k=4) == pipe(HISTORIES[0], top_k=4)
+
+
+def test_a_bare_string_is_a_clear_error(recommender_pipe):
+    with pytest.raises(TypeError, match="list of item ids"):
+        recommender_pipe(ITEM_IDS[0])

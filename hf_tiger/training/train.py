@@ -129,7 +129,7 @@ def build_tiger_model(tokenizer, model_args: TigerModelArguments):
     else:
         config = TigerConfig.from_tokenizer(tokenizer, **model_args.model_sizes())
         model = TigerForConditionalGeneration(config)
-    model.set_catalogue(tokenizer.catalogue_token_ids())
+    model.set_catalogue(tokenizer)
     return model
 
 

@@ -287,6 +287,9 @@ def test_bad_inputs_get_clear_errors_or_documented_truncation():
     with pytest.raises(ValueError, match="do not match: vocab size"):
         model.recommend([[100]], tokenizer=other_layout)
     other_catalogue = make_tokenizer(8, 60, levels=2, codebook=4, max_history=4)
+    with pytest.raises(ValueError, match="do not match: the tokenizer maps the model's first 60 items"):
+        model.recommend([[100]], tokenizer=other_catalogue)
+    model.config.item_mapping_fingerprint = None  # a model saved without the item-mapping fingerprint
     with pytest.raises(ValueError, match="unknown to the tokenizer"):
         model.recommend([[100]], tokenizer=other_catalogue)
 
@@ -388,3 +391,52 @@ def test_remote_code_loading_without_hf_tiger(tmp_path):
     remote = json.loads(result.stdout.strip().splitlines()[-1])
     assert torch.equal(torch.tensor(remote["logits"]), logits)
     assert remote["recs"] == recs
+
+
+# ------------------------------------------------------------------------------------------ tokenizer pairing
+
+
+def test_fresh_model_takes_the_tokenizers_catalogue():
+    # the DESIGN.md contract: TigerForConditionalGeneration(TigerConfig.from_tokenizer(tok)).recommend(..., tok)
+    tok = make_tokenizer(11, 30)
+    torch.manual_seed(0)
+    model = TigerForConditionalGeneration(TigerConfig.from_tokenizer(tok, **TINY)).eval()
+    recs = model.recommend([[100, 101]], tokenizer=tok, top_k=5)[0]
+    assert len(recs) == 5 and set(recs) <= set(tok.item_ids)
+    assert torch.equal(model.catalogue, tok.catalogue_token_ids())
+
+
+def test_tokenizer_mapping_the_same_codes_to_other_items_is_refused(tmp_path):
+    tok = make_tokenizer(12, 40)
+    model = make_model(tok, seed=1)
+    # same semantic IDs and vocabulary, but the item ids come in another order: every check on token ids passes
+    perm = torch.randperm(40, generator=torch.Generator().manual_seed(0)).tolist()
+    codes = torch.tensor([list(tok.semantic_id(tok.item_ids[i])[:-1]) for i in perm])
+    shuffled = SemanticIDTokenizer.from_codes(
+        codes, item_ids=[tok.item_ids[i] for i in perm], codebook_size=8, collision_size=tok.collision_size,
+        num_user_buckets=7,
+    )
+    # every semantic ID of the model's catalogue is known to it: only the item mapping tells them apart
+    assert all(item is not None for item in shuffled.decode_items(model.catalogue))
+    assert shuffled.decode_items(model.catalogue) != tok.decode_items(model.catalogue)
+    with pytest.raises(ValueError, match="maps the model's first 40 items"):
+        model.recommend([[100]], tokenizer=shuffled, top_k=3)
+    # the check survives save -> load, and items appended to the right tokenizer are still accepted
+    model.save_pretrained(tmp_path)
+    loaded = AutoModelForSeq2SeqLM.from_pretrained(tmp_path).eval()
+    with pytest.raises(ValueError, match="item mapping fingerprints differ"):
+        loaded.check_tokenizer(shuffled)
+    tok.add_items(torch.tensor([[1, 2]]), item_ids=[999])
+    loaded.check_tokenizer(tok)
+    # choosing the other tokenizer on purpose re-pairs the model with it
+    loaded.set_catalogue(shuffled)
+    loaded.check_tokenizer(shuffled)
+
+
+def test_set_catalogue_checks_the_tokenizer_layout():
+    tok = make_tokenizer(13, 20)
+    model = make_model(tok)
+    other = make_tokenizer(13, 20, num_user_buckets=9)
+    with pytest.raises(ValueError, match="tokenizer and model do not match"):
+        model.set_catalogue(other)
+    assert torch.equal(model.catalogue, tok.catalogue_token_ids())

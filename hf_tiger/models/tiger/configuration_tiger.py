@@ -36,6 +36,9 @@ class TigerConfig(T5Config):
             a buffer of the right shape).
         max_history (`int`, *optional*, defaults to 20): most recent history items the model is fed.
         default_num_beams (`int`, *optional*, defaults to 20): beams used by `recommend` when not given.
+        item_mapping_fingerprint (`str`, *optional*), item_mapping_size (`int`, *optional*, defaults to 0):
+            fingerprint of the tokenizer's first `item_mapping_size` items (item id -> semantic ID), set by
+            `from_tokenizer` / `set_catalogue(tokenizer)`; a tokenizer that maps these items differently is refused.
         vocab_size (`int`, *optional*, defaults to 0): 0 means the end of the last level's token range.
         decoder_start_token_id (`int`, *optional*, defaults to 0): `<pad>`, as in T5.
         kwargs: any [`T5Config`] argument (`d_model`, `num_layers`, `num_heads`, `d_ff`, `dropout_rate`, ...).
@@ -68,6 +71,8 @@ class TigerConfig(T5Config):
     catalogue_size: int = 0
     max_history: int = 20
     default_num_beams: int = 20
+    item_mapping_fingerprint: str | None = None
+    item_mapping_size: int = 0
 
     def __post_init__(self, **kwargs):
         if self.codebook_sizes is None:
@@ -148,8 +153,12 @@ class TigerConfig(T5Config):
             "num_user_buckets": tokenizer.num_user_buckets,
             "catalogue_size": tokenizer.catalogue_size,
             "max_history": tokenizer.max_history,
+            "item_mapping_fingerprint": tokenizer.item_mapping_fingerprint(),
+            "item_mapping_size": tokenizer.catalogue_size,
         }
-        clashes = sorted(k for k in kwargs if k in layout and k not in ("catalogue_size", "max_history"))
+        clashes = sorted(
+            k for k in kwargs if k in layout and k not in ("catalogue_size", "max_history", "item_mapping_size")
+        )
         if clashes:
             raise ValueError(f"{clashes} are set by the tokenizer's vocabulary layout; do not pass them")
         layout.update(kwargs)

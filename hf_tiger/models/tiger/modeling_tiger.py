@@ -113,7 +113,7 @@ class TigerForConditionalGeneration(T5ForConditionalGeneration):
 
     # ------------------------------------------------------------------ catalogue
 
-    def set_catalogue(self, catalogue: Any) -> None:
+    def set_catalogue(self, catalogue: Any, tokenizer: Any = None) -> None:
         """Replace the catalogue of recommendable items (any size; `config.catalogue_size` follows).
 
         Args:
@@ -121,9 +121,15 @@ class TigerForConditionalGeneration(T5ForConditionalGeneration):
                 token ids of the items' semantic IDs, e.g. `tok.catalogue_token_ids()` after `tok.add_items(...)`
                 (cold start) or `tok.catalogue_token_ids()[in_stock]` (restrict recommendations). Row order is
                 kept; rows must be distinct, valid semantic IDs of this model's vocabulary.
+            tokenizer ([`SemanticIDTokenizer`], *optional*): the tokenizer the table comes from (implied when
+                `catalogue` is a tokenizer). Its vocabulary layout is checked against the model first, and its item
+                mapping becomes the one `check_tokenizer` expects from now on (e.g. after `tok.add_items`).
         """
         if hasattr(catalogue, "catalogue_token_ids"):
+            tokenizer = catalogue
             catalogue = catalogue.catalogue_token_ids()
+        if tokenizer is not None:
+            self._check_layout(tokenizer)
         table = torch.as_tensor(catalogue)
         if table.is_floating_point() or table.dtype == torch.bool:
             raise ValueError(f"catalogue must hold integer token ids, got dtype {table.dtype}")
@@ -148,6 +154,12 @@ class TigerForConditionalGeneration(T5ForConditionalGeneration):
             raise ValueError(f"catalogue holds {table.shape[0] - unique.shape[0]} duplicate semantic IDs")
         self.catalogue = table.contiguous()
         self.config.catalogue_size = int(table.shape[0])
+        if tokenizer is not None:
+            self.config.item_mapping_fingerprint = tokenizer.item_mapping_fingerprint()
+            self.config.item_mapping_size = int(tokenizer.catalogue_size)
+
+    def _has_catalogue(self) -> bool:
+        return self.catalogue.shape[0] > 0 and bool(self._in_level_ranges(self.catalogue).all())
 
     def _in_level_ranges(self, table: torch.Tensor) -> torch.Tensor:
         low = torch.tensor(self.config.level_offsets, device=table.device)
@@ -159,7 +171,7 @@ class TigerForConditionalGeneration(T5ForConditionalGeneration):
         return catalogue_fingerprint(self.catalogue)
 
     def _catalogue_index(self):
-        if self.catalogue.shape[0] == 0 or not bool(self._in_level_ranges(self.catalogue).all()):
+        if not self._has_catalogue():
             raise ValueError(
                 "the model has no valid catalogue: call model.set_catalogue(tokenizer.catalogue_token_ids()) "
                 "before generating (a freshly initialised model has none)"
@@ -378,8 +390,16 @@ class TigerForConditionalGeneration(T5ForConditionalGeneration):
 
         Checks the vocabulary layout (size, special ids, levels, codebook sizes, level offsets) and that every
         item of the model's catalogue is known to the tokenizer (equal catalogue fingerprints, or the model's
-        catalogue a subset of the tokenizer's, e.g. after in-stock filtering).
+        catalogue a subset of the tokenizer's, e.g. after in-stock filtering), and that the tokenizer maps the items
+        the model was built with to the same semantic IDs (`config.item_mapping_fingerprint`; items added later with
+        `tok.add_items` are allowed).
         """
+        self._check_layout(tokenizer)
+        self._check_item_mapping(tokenizer)
+        self._check_catalogue_items(tokenizer)
+
+    def _check_layout(self, tokenizer: Any) -> None:
+        """Raise `ValueError` if the tokenizer's vocabulary layout differs from the model's."""
         config = self.config
         expected = {
             "vocab size": (config.vocab_size, len(tokenizer)),
@@ -395,6 +415,22 @@ class TigerForConditionalGeneration(T5ForConditionalGeneration):
                     f"tokenizer and model do not match: {name} is {tokenizer_value} in the tokenizer but "
                     f"{model_value} in the model (were they trained together?)"
                 )
+
+    def _check_item_mapping(self, tokenizer: Any) -> None:
+        """Raise `ValueError` if the tokenizer maps the model's items (item id -> semantic ID) differently."""
+        size = int(self.config.item_mapping_size)
+        expected = self.config.item_mapping_fingerprint
+        if not expected:  # saved before the fingerprint existed
+            return
+        if tokenizer.catalogue_size < size or tokenizer.item_mapping_fingerprint(size) != expected:
+            raise ValueError(
+                f"tokenizer and model do not match: the tokenizer maps the model's first {size} items (item id -> "
+                "semantic ID) differently from the tokenizer the model was built with (item mapping fingerprints "
+                "differ); use the tokenizer saved with the model, or model.set_catalogue(tokenizer) if this "
+                "tokenizer is meant to replace it"
+            )
+
+    def _check_catalogue_items(self, tokenizer: Any) -> None:
         key = (self.catalogue_fingerprint(), tokenizer.catalogue_fingerprint())
         if key[0] == key[1] or self._tokenizer_checks.get(key):
             return
@@ -458,6 +494,13 @@ class TigerForConditionalGeneration(T5ForConditionalGeneration):
                 )
             if len(history) == 0:
                 raise ValueError(f"history {position} is empty: at least one item is needed")
+        if not self._has_catalogue():
+            # a freshly initialised model (`TigerForConditionalGeneration(TigerConfig.from_tokenizer(tok))`) has no
+            # catalogue yet: take the tokenizer's, after the layout and item-mapping checks
+            self._check_layout(tokenizer)
+            self._check_item_mapping(tokenizer)
+            logger.info("the model had no catalogue: using the tokenizer's %d items", tokenizer.catalogue_size)
+            self.set_catalogue(tokenizer)
         self.check_tokenizer(tokenizer)
         num_beams = max(num_beams or self.config.default_num_beams, top_k)
         limit = self.config.max_history

@@ -454,6 +454,21 @@ class SemanticIDTokenizer(PreTrainedTokenizer):
         """SHA-256 of `catalogue_token_ids()`; equals `TigerForConditionalGeneration.catalogue_fingerprint()`."""
         return catalogue_fingerprint(self.catalogue_token_ids())
 
+    def item_mapping_fingerprint(self, num_items: int | None = None) -> str:
+        """SHA-256 of the item id -> semantic ID mapping of the first `num_items` items (default: all).
+
+        Unlike `catalogue_fingerprint`, it depends on the item ids (and their type), so a tokenizer that gives the
+        same semantic IDs to other items is told apart. `add_items` appends, so the fingerprint of the first items
+        does not change when items are added.
+        """
+        count = self.catalogue_size if num_items is None else int(num_items)
+        if not 0 <= count <= self.catalogue_size:
+            raise ValueError(f"num_items={num_items} outside [0, {self.catalogue_size}]")
+        digest = hashlib.sha256()
+        digest.update(json.dumps([[type(i).__name__, i] for i in self.item_ids[:count]]).encode("utf-8"))
+        digest.update(catalogue_fingerprint(self.catalogue_token_ids()[:count]).encode("utf-8"))
+        return digest.hexdigest()
+
     def user_token_id(self, user_id: Any) -> int:
         """Token id of the user's bucket: BLAKE2b of `str(user_id)` modulo `num_user_buckets` (stable across runs)."""
         if self.num_user_buckets == 0:
