@@ -1,5 +1,6 @@
 """Helpers for the data tests: fixture paths and the leave-one-out protocol check."""
 
+import shutil
 from collections import defaultdict
 from pathlib import Path
 
@@ -9,9 +10,17 @@ FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
 
 @pytest.fixture(scope="session")
-def fixtures_dir() -> Path:
-    """`tests/fixtures`: small handwritten files in the official formats."""
-    return FIXTURES
+def fixtures_dir(tmp_path_factory) -> Path:
+    """A copy of `tests/fixtures`: small handwritten files in the official formats.
+
+    Files named like the shared real data (`sequential_data.txt`, `item_text.jsonl`) are kept in git with an
+    `.in` suffix, so the repository never holds files that look like copies of `../shared/data`; the copy
+    gets their real names."""
+    root = tmp_path_factory.mktemp("fixtures")
+    shutil.copytree(FIXTURES, root, dirs_exist_ok=True)
+    for template in root.rglob("*.in"):
+        template.rename(template.with_suffix(""))
+    return root
 
 
 def _check_leave_one_out(splits, sequences, max_history=20):
