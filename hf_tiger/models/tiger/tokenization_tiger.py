@@ -202,6 +202,7 @@ class SemanticIDTokenizer(PreTrainedTokenizer):
             )
 
         self._item_ids: list[ItemId] = []
+        self._mapping_fingerprints: dict[int, str] = {}  # items are only appended: a prefix never changes
         self._semantic_ids: list[tuple[int, ...]] = []
         self._row_of_item: dict[ItemId, int] = {}
         self._row_of_semantic_id: dict[tuple[int, ...], int] = {}
@@ -464,10 +465,12 @@ class SemanticIDTokenizer(PreTrainedTokenizer):
         count = self.catalogue_size if num_items is None else int(num_items)
         if not 0 <= count <= self.catalogue_size:
             raise ValueError(f"num_items={num_items} outside [0, {self.catalogue_size}]")
-        digest = hashlib.sha256()
-        digest.update(json.dumps([[type(i).__name__, i] for i in self.item_ids[:count]]).encode("utf-8"))
-        digest.update(catalogue_fingerprint(self.catalogue_token_ids()[:count]).encode("utf-8"))
-        return digest.hexdigest()
+        if count not in self._mapping_fingerprints:  # checked on every recommend() call: computed once per size
+            digest = hashlib.sha256()
+            digest.update(json.dumps([[type(i).__name__, i] for i in self.item_ids[:count]]).encode("utf-8"))
+            digest.update(catalogue_fingerprint(self.catalogue_token_ids()[:count]).encode("utf-8"))
+            self._mapping_fingerprints[count] = digest.hexdigest()
+        return self._mapping_fingerprints[count]
 
     def user_token_id(self, user_id: Any) -> int:
         """Token id of the user's bucket: BLAKE2b of `str(user_id)` modulo `num_user_buckets` (stable across runs)."""
