@@ -14,17 +14,15 @@ rqvae_metrics.json, code_usage.png} and prints the metrics.
 from __future__ import annotations
 
 import dataclasses
-import json
 import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
-import yaml
-from transformers import HfArgumentParser, TrainingArguments, set_seed
+from transformers import TrainingArguments, set_seed
 from transformers.utils import logging
 
 from hf_tiger.models.rqvae import DEFAULT_TRAINING_ARGS, RQVAEConfig, train_rqvae
+from hf_tiger.training.arguments import load_config_file, parse_args_with_config
 
 _DEFAULTS = RQVAEConfig()
 
@@ -114,34 +112,13 @@ class RQVAEArguments:
     )
 
 
-def load_config_file(path: str | Path) -> dict:
-    """Reads a flat YAML or JSON mapping of argument names to values."""
-    path = Path(path)
-    text = path.read_text()
-    values = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    if values is None:
-        return {}
-    if not isinstance(values, dict):
-        raise ValueError(
-            f"{path}: expected a mapping of argument names to values, got {type(values).__name__}"
-        )
-    return values
-
-
 def parse_arguments(args: list[str] | None = None):
     """Parses `[CONFIG.yaml|json] [--flags]`: config values override the defaults, flags override the config."""
     args = list(sys.argv[1:] if args is None else args)
-    parser = HfArgumentParser((RQVAEDataArguments, RQVAEArguments, TrainingArguments))
-    parser.set_defaults(output_dir="runs/rqvae", **DEFAULT_TRAINING_ARGS)
+    values = {"output_dir": "runs/rqvae", **DEFAULT_TRAINING_ARGS}
     if args and not args[0].startswith("-") and args[0].endswith((".yaml", ".yml", ".json")):
-        config_path = args.pop(0)
-        values = load_config_file(config_path)
-        known = {action.dest for action in parser._actions}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown keys in {config_path}: {unknown}")
-        parser.set_defaults(**values)
-    return parser.parse_args_into_dataclasses(args=args)
+        values.update(load_config_file(args.pop(0)))
+    return parse_args_with_config((RQVAEDataArguments, RQVAEArguments, TrainingArguments), args, config=values)
 
 
 def load_embeddings(data_args: RQVAEDataArguments) -> tuple[torch.Tensor, list]:
