@@ -1,0 +1,149 @@
+"""Count-based reference recommenders, scored under exactly the protocol TIGER is scored under.
+
+A published generative-retrieval number means little without the simple baselines beside it, measured on the same
+splits with the same metric code. Two are provided:
+
+- [`PopularityRecommender`]: the items most often seen as training targets, the same list for every user;
+- [`LastItemTransitionRecommender`]: the items that most often followed the history's last item in the training
+  rows (a first-order Markov chain fitted by counting), back-filled with the popular items.
+
+Both fit on the `train` split of [`hf_tiger.data.load_sequences`] only (every prefix of `s[:-2]`), rank the whole
+catalogue seen in training, and, like TIGER's constrained beam search, do not remove items already in the history.
+[`evaluate_recommender`] scores a split with [`hf_tiger.metrics.compute_retrieval_metrics`].
+
+Example:
+
+```python
+>>> from hf_tiger.baselines import LastItemTransitionRecommender, evaluate_recommender
+>>> from hf_tiger.data import load_sequences
+>>> splits = load_sequences("amazon-p5/beauty", data_dir="../shared/data")
+>>> baseline = LastItemTransitionRecommender().fit(splits["train"])
+>>> evaluate_recommender(baseline, splits["validation"])  # {"recall@5": ..., "ndcg@5": ..., ...}
+```
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Hashable, Iterable, Mapping, Sequence
+from typing import Any
+
+from .metrics import compute_retrieval_metrics
+
+__all__ = ["LastItemTransitionRecommender", "PopularityRecommender", "evaluate_recommender"]
+
+
+def _rows(split: Any) -> tuple[Sequence[Sequence[Hashable]], Sequence[Hashable]]:
+    """`(histories, targets)` of a `load_sequences` split (a `datasets.Dataset` or a mapping of columns)."""
+    names = getattr(split, "column_names", None) or list(split.keys())
+    missing = [c for c in ("history", "target") if c not in names]
+    if missing:
+        raise ValueError(f"the split lacks the columns {missing} (has {names})")
+    histories, targets = split["history"], split["target"]
+    if len(histories) != len(targets):
+        raise ValueError(f"{len(histories)} histories but {len(targets)} targets")
+    return histories, targets
+
+
+class PopularityRecommender:
+    """Recommends the items most often seen as a training target, most frequent first, to every user.
+
+    Ties are broken by first appearance in the training rows, so the ranking is deterministic.
+    """
+
+    def __init__(self):
+        self.popularity: Counter = Counter()
+        self._first_seen: dict[Hashable, int] = {}
+        self._ranking: list[Hashable] = []
+
+    @property
+    def is_fitted(self) -> bool:
+        return bool(self._ranking)
+
+    def _count(self, histories: Sequence[Sequence[Hashable]], targets: Sequence[Hashable]) -> None:
+        for history, target in zip(histories, targets):
+            for item in (*history, target):
+                self._first_seen.setdefault(item, len(self._first_seen))
+            self.popularity[target] += 1
+
+    def _order(self, items: Iterable[Hashable], counts: Mapping[Hashable, int]) -> list[Hashable]:
+        return sorted(items, key=lambda item: (-counts[item], -self.popularity[item], self._first_seen[item]))
+
+    def fit(self, train: Any) -> PopularityRecommender:
+        """Count the training rows (`history`, `target` columns of a `load_sequences` split). Returns `self`."""
+        histories, targets = _rows(train)
+        if not len(targets):
+            raise ValueError("cannot fit a recommender on an empty training split")
+        self.popularity, self._first_seen = Counter(), {}
+        self._count(histories, targets)
+        self._ranking = self._order(self.popularity, self.popularity)
+        self._after_fit(histories, targets)
+        return self
+
+    def _after_fit(self, histories, targets) -> None:
+        pass
+
+    def _check(self, k: int) -> None:
+        if not self.is_fitted:
+            raise RuntimeError(f"{type(self).__name__} is not fitted: call fit(train_split) first")
+        if int(k) < 1:
+            raise ValueError(f"k must be a positive integer, got {k}")
+
+    def recommend_one(self, history: Sequence[Hashable], k: int = 10) -> list[Hashable]:
+        """The top `k` items for one history (item ids, oldest first)."""
+        self._check(k)
+        return self._ranking[:k]
+
+    def recommend(self, histories: Iterable[Sequence[Hashable]], k: int = 10) -> list[list[Hashable]]:
+        """The top `k` items for each history, best first."""
+        return [self.recommend_one(history, k) for history in histories]
+
+
+class LastItemTransitionRecommender(PopularityRecommender):
+    """Ranks the items that followed the history's last item in the training rows, by how often they did.
+
+    Fitted on the `(history[-1], target)` pairs of the training split: with the leave-one-out protocol these are
+    exactly the consecutive pairs of every user's `s[:-2]`. Successors are ordered by count, then by popularity;
+    a list shorter than `k` (or a last item never seen as a source) is filled up with the most popular items not
+    already listed.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.transitions: dict[Hashable, Counter] = {}
+        self._successors: dict[Hashable, list[Hashable]] = {}
+
+    def _after_fit(self, histories, targets) -> None:
+        transitions: dict[Hashable, Counter] = defaultdict(Counter)
+        for history, target in zip(histories, targets):
+            if len(history):
+                transitions[history[-1]][target] += 1
+        self.transitions = dict(transitions)
+        self._successors = {item: self._order(counts, counts) for item, counts in self.transitions.items()}
+
+    def recommend_one(self, history: Sequence[Hashable], k: int = 10) -> list[Hashable]:
+        self._check(k)
+        ranked = list(self._successors.get(history[-1], ())[:k]) if len(history) else []
+        if len(ranked) < k:
+            listed = set(ranked)
+            for item in self._ranking:
+                if item not in listed:
+                    ranked.append(item)
+                    if len(ranked) == k:
+                        break
+        return ranked
+
+
+def evaluate_recommender(
+    recommender: PopularityRecommender, split: Any, ks: Sequence[int] = (5, 10)
+) -> dict[str, float]:
+    """Recall@K and NDCG@K of a fitted recommender on a `load_sequences` split (one target per row).
+
+    Returns:
+        `dict[str, float]` with `recall@K` and `ndcg@K` for every K in `ks`, and `num_examples`.
+    """
+    histories, targets = _rows(split)
+    ranked = recommender.recommend(histories, k=max(int(k) for k in ks))
+    metrics: dict[str, float] = compute_retrieval_metrics(ranked, targets, ks=ks)
+    metrics["num_examples"] = len(targets)
+    return metrics

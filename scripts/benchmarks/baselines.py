@@ -1,0 +1,103 @@
+#!/usr/bin/env python
+"""Benchmark: count-based baselines next to TIGER, same splits, same metric code.
+
+Usage:
+    python scripts/benchmarks/baselines.py --data_dir ../shared/data --dataset amazon-p5/beauty \
+        [--tiger_results runs/beauty/results.json ...]
+
+Fits `PopularityRecommender` and `LastItemTransitionRecommender` (hf_tiger.baselines) on the training split,
+scores validation and test with hf_tiger.metrics, and prints a Markdown table. Each `--tiger_results` file (the
+results.json that scripts/train_tiger.py writes) adds its TIGER row (best validation checkpoint; its validation
+figures are those of the selected evaluation). For the P5 Amazon sets the TIGER paper's test figures (Table 2) are
+printed as a reference row.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+
+from transformers import HfArgumentParser
+
+from hf_tiger.baselines import LastItemTransitionRecommender, PopularityRecommender, evaluate_recommender
+from hf_tiger.data import load_sequences
+
+PAPER_TEST = {  # TIGER paper, Table 2 (test split)
+    "amazon-p5/beauty": {"recall@5": 0.0454, "ndcg@5": 0.0321, "recall@10": 0.0648, "ndcg@10": 0.0384},
+    "amazon-p5/sports": {"recall@5": 0.0264, "ndcg@5": 0.0181, "recall@10": 0.0400, "ndcg@10": 0.0225},
+}
+COLUMNS = ("recall@5", "recall@10", "ndcg@5", "ndcg@10")
+
+
+@dataclass
+class BaselineArguments:
+    data_dir: str | None = field(default=None, metadata={"help": "Root of the shared data (../shared/data)."})
+    dataset: str = field(default="amazon-p5/beauty", metadata={"help": "load_sequences name."})
+    max_history: int = field(default=20, metadata={"help": "Most recent items kept per history (as TIGER)."})
+    tiger_results: list[str] = field(
+        default_factory=list,
+        metadata={"help": "results.json files of TIGER runs to list beside the baselines."},
+    )
+    output_file: str | None = field(default=None, metadata={"help": "Also write the rows as JSON here."})
+
+
+def _best_validation(results: dict) -> dict:
+    step = (results.get("best_validation") or {}).get("step")
+    history = results.get("validation_history") or []
+    chosen = [e for e in history if e.get("step") == step] or history[-1:]
+    if not chosen:
+        return {}
+    return {k.removeprefix("eval_"): v for k, v in chosen[-1].items()}
+
+
+def run(args: BaselineArguments) -> list[dict]:
+    started = time.time()
+    splits = load_sequences(args.dataset, data_dir=args.data_dir, max_history=args.max_history)
+    rows = []
+    for name, recommender in (
+        ("most popular", PopularityRecommender()),
+        ("last-item transitions", LastItemTransitionRecommender()),
+    ):
+        recommender.fit(splits["train"])
+        rows.append(
+            {
+                "model": name,
+                "validation": evaluate_recommender(recommender, splits["validation"]),
+                "test": evaluate_recommender(recommender, splits["test"]),
+            }
+        )
+    for path in args.tiger_results:
+        with open(path, encoding="utf-8") as handle:
+            results = json.load(handle)
+        rows.append(
+            {"model": f"TIGER ({path})", "validation": _best_validation(results), "test": results.get("test")}
+        )
+    if args.dataset in PAPER_TEST:
+        rows.append({"model": "TIGER paper (Table 2)", "validation": {}, "test": PAPER_TEST[args.dataset]})
+    seconds = time.time() - started
+
+    def cells(metrics: dict | None) -> str:
+        return " | ".join(f"{metrics[c]:.4f}" if metrics and c in metrics else "-" for c in COLUMNS)
+
+    header = " | ".join(COLUMNS)
+    print(
+        f"\n{args.dataset}: {splits['test'].num_rows} users, {splits['train'].num_rows} training rows ({seconds:.1f} s)"
+    )
+    print(f"\n| model | validation {header} | test {header} |")
+    print("|---|" + "---|" * (2 * len(COLUMNS)))
+    for row in rows:
+        print(f"| {row['model']} | {cells(row['validation'])} | {cells(row['test'])} |")
+    if args.output_file:
+        with open(args.output_file, "w", encoding="utf-8") as handle:
+            json.dump({"dataset": args.dataset, "rows": rows}, handle, indent=2)
+    return rows
+
+
+def main(argv=None) -> list[dict]:
+    (args,) = HfArgumentParser(BaselineArguments).parse_args_into_dataclasses(args=argv)
+    return run(args)
+
+
+if __name__ == "__main__":
+    main()
