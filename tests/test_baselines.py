@@ -45,6 +45,8 @@ def test_transitions_rank_successors_then_fill_with_popular_items():
     assert model.recommend_one(["c"], k=3) == ["b", "c", "e"]  # c -> b, then popularity without repeating b
     assert model.recommend_one(["unseen"], k=2) == ["b", "c"]  # unknown last item: popularity
     assert model.recommend_one([], k=2) == ["b", "c"]
+    # a, b: two successors once each (log 2 nats for each of their 2 rows); c, d: one successor (0 nats).
+    assert model.conditional_entropy() == pytest.approx(4 * math.log(2) / 6)
     for ranked in model.recommend([["a"], ["b"], ["c"], ["d"], ["q"]], k=3):
         assert len(ranked) == len(set(ranked)) == 3
 

@@ -67,6 +67,8 @@ def run(args: BaselineArguments) -> list[dict]:
                 "test": evaluate_recommender(recommender, splits["test"]),
             }
         )
+        if isinstance(recommender, LastItemTransitionRecommender):
+            rows[-1]["entropy"] = recommender.conditional_entropy()
     for path in args.tiger_results:
         with open(path, encoding="utf-8") as handle:
             results = json.load(handle)
@@ -76,6 +78,7 @@ def run(args: BaselineArguments) -> list[dict]:
     if args.dataset in PAPER_TEST:
         rows.append({"model": "TIGER paper (Table 2)", "validation": {}, "test": PAPER_TEST[args.dataset]})
     seconds = time.time() - started
+    entropy = next(r["entropy"] for r in rows if "entropy" in r)
 
     def cells(metrics: dict | None) -> str:
         return " | ".join(f"{metrics[c]:.4f}" if metrics and c in metrics else "-" for c in COLUMNS)
@@ -84,6 +87,7 @@ def run(args: BaselineArguments) -> list[dict]:
     print(
         f"\n{args.dataset}: {splits['test'].num_rows} users, {splits['train'].num_rows} training rows ({seconds:.1f} s)"
     )
+    print(f"next-item entropy given the last item, training rows: {entropy:.3f} nats per item")
     print(f"\n| model | validation {header} | test {header} |")
     print("|---|" + "---|" * (2 * len(COLUMNS)))
     for row in rows:
