@@ -31,7 +31,12 @@ from typing import Any
 
 from .metrics import compute_retrieval_metrics
 
-__all__ = ["LastItemTransitionRecommender", "PopularityRecommender", "evaluate_recommender"]
+__all__ = [
+    "LastItemTransitionRecommender",
+    "PopularityRecommender",
+    "baseline_metrics",
+    "evaluate_recommender",
+]
 
 
 def _rows(split: Any) -> tuple[Sequence[Sequence[Hashable]], Sequence[Hashable]]:
@@ -164,3 +169,27 @@ def evaluate_recommender(
     metrics: dict[str, float] = compute_retrieval_metrics(ranked, targets, ks=ks)
     metrics["num_examples"] = len(targets)
     return metrics
+
+
+def baseline_metrics(
+    splits: Mapping[str, Any], split: str = "test", ks: Sequence[int] = (5, 10), limit: int | None = None
+) -> dict[str, dict[str, float]]:
+    """Both baselines fitted on `splits["train"]` and scored on `splits[split]` (its first `limit` rows).
+
+    Returns:
+        `dict` mapping `"most_popular"` and `"last_item_transitions"` to their metrics (see [`evaluate_recommender`]).
+    """
+    scored = splits[split]
+    if limit is not None and limit < len(scored):
+        scored = (
+            scored.select(range(limit))
+            if hasattr(scored, "select")
+            else {k: v[:limit] for k, v in scored.items()}
+        )
+    return {
+        name: evaluate_recommender(recommender.fit(splits["train"]), scored, ks=ks)
+        for name, recommender in (
+            ("most_popular", PopularityRecommender()),
+            ("last_item_transitions", LastItemTransitionRecommender()),
+        )
+    }

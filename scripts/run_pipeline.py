@@ -42,6 +42,11 @@ def main(argv=None) -> dict:
     print(f"test ({results['test']['num_examples']} users):")
     for key in sorted(k for k in results["test"] if "@" in k):
         print(f"  {key:>10s}  {results['test'][key]:.4f}")
+    if results.get("baselines"):
+        print("for reference, count baselines on the same test rows (hf_tiger.baselines):")
+        for name, metrics in results["baselines"].items():
+            figures = "  ".join(f"{k} {metrics[k]:.4f}" for k in sorted(k for k in metrics if "@" in k))
+            print(f"  {name:>22s}  {figures}")
     print("\nsample recommendations (test users):")
     for sample in results["sample_recommendations"]:
         print(f"user {sample['user_id']}: recent history")

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from transformers.utils import logging
 
+from ..baselines import baseline_metrics
 from .arguments import (
     ALL_ARGUMENT_GROUPS,
     DataArguments,
@@ -292,6 +293,12 @@ def run_pipeline(
         top_k=min(5, training_args.num_return_sequences),
         use_user_tokens=data_args.use_user_tokens,
     )
+    # Count-based references scored on the same test rows with the same metric code (fitted on the train split).
+    baselines_started = time.time()
+    results["baselines"] = baseline_metrics(
+        sequences, "test", ks=training_args.metric_ks, limit=data_args.max_test_samples
+    )
+    timings["baselines"] = time.time() - baselines_started
     timings["total"] = time.time() - started
     results["timings"] = timings
     if trainer.is_world_process_zero():

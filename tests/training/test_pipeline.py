@@ -8,6 +8,8 @@ import subprocess
 import pytest
 from tiger_training_helpers import PYTHON, REPO_ROOT, TINY_MODEL, script_env
 
+from hf_tiger.baselines import LastItemTransitionRecommender, evaluate_recommender
+from hf_tiger.data import load_sequences
 from hf_tiger.training import run_pipeline
 
 pytestmark = pytest.mark.slow
@@ -41,7 +43,14 @@ def test_pipeline_then_evaluate_and_recommend_scripts(shared_data_dir, tmp_path)
     saved = json.loads((out / "results.json").read_text())
     assert saved["test"]["num_examples"] == 40 and 0.0 <= saved["test"]["recall@10"] <= 1.0
     assert saved["config"]["stage1"]["semantic_ids"]["num_items"] == 1682
-    assert set(saved["timings"]) >= {"embeddings", "rqvae", "tiger_train_and_test", "total"}
+    assert set(saved["timings"]) >= {"embeddings", "rqvae", "tiger_train_and_test", "baselines", "total"}
+    # The count baselines are scored on the same 40 test rows as TIGER.
+    splits = load_sequences("ml-100k", data_dir=shared_data_dir)
+    transitions = LastItemTransitionRecommender().fit(splits["train"])
+    assert saved["baselines"]["last_item_transitions"] == evaluate_recommender(
+        transitions, splits["test"].select(range(40))
+    )
+    assert saved["baselines"]["most_popular"]["num_examples"] == 40
     samples = results["sample_recommendations"]
     assert len(samples) == 2 and all(len(s["recommendations"]) == 5 for s in samples)
     assert all(r["text"] for s in samples for r in s["recommendations"])  # item text shown
