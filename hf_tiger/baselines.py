@@ -89,9 +89,12 @@ class PopularityRecommender:
     def _after_fit(self, histories, targets) -> None:
         pass
 
-    def _check(self, k: int) -> None:
+    def _require_fitted(self) -> None:
         if not self.is_fitted:
             raise RuntimeError(f"{type(self).__name__} is not fitted: call fit(train_split) first")
+
+    def _check(self, k: int) -> None:
+        self._require_fitted()
         if int(k) < 1:
             raise ValueError(f"k must be a positive integer, got {k}")
 
@@ -134,8 +137,7 @@ class LastItemTransitionRecommender(PopularityRecommender):
         sequence model whose training loss per item stays far above it has not learnt the item-to-item structure
         the counts capture.
         """
-        if not self.is_fitted:
-            raise RuntimeError(f"{type(self).__name__} is not fitted: call fit(train_split) first")
+        self._require_fitted()
         total, entropy = 0, 0.0
         for counts in self.transitions.values():
             source_total = sum(counts.values())

@@ -38,6 +38,28 @@ def _as_item_id(value: Any) -> int | str:
     return value if isinstance(value, str) else int(value)
 
 
+def read_item_records(path: str) -> dict[Any, dict[str, Any]]:
+    """Read an `items.jsonl` table (one JSON object with an `item_id` per line) into `{item_id: record}`.
+
+    Args:
+        path (`str`): the file.
+
+    Returns:
+        `dict`: item id (int or str, as stored) -> the whole record.
+    """
+    records: dict[Any, dict[str, Any]] = {}
+    with open(path, encoding="utf-8") as f:
+        for line_number, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+                records[record["item_id"]] = record
+            except (json.JSONDecodeError, KeyError, TypeError) as err:
+                raise ValueError(f"{path}: line {line_number}: expected a JSON object with 'item_id' ({err})") from err
+    return records
+
+
 def read_item_texts(path: str) -> dict[Any, str]:
     """Read an `items.jsonl` table (`{"item_id": ..., "text": ...}` per line) into `{item_id: text}`.
 
@@ -45,21 +67,9 @@ def read_item_texts(path: str) -> dict[Any, str]:
         path (`str`): the file.
 
     Returns:
-        `dict`: item id (int or str, as stored) -> text. Lines without `text` are skipped.
+        `dict`: item id (int or str, as stored) -> text. Records without `text` are skipped.
     """
-    texts: dict[Any, str] = {}
-    with open(path, encoding="utf-8") as f:
-        for line_number, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-                item_id = record["item_id"]
-            except (json.JSONDecodeError, KeyError, TypeError) as err:
-                raise ValueError(f"{path}: line {line_number}: expected a JSON object with 'item_id' ({err})") from err
-            if record.get("text") is not None:
-                texts[item_id] = str(record["text"])
-    return texts
+    return {item_id: str(r["text"]) for item_id, r in read_item_records(path).items() if r.get("text") is not None}
 
 
 def save_pipeline_code(save_directory: str | os.PathLike) -> str:
@@ -92,9 +102,11 @@ def save_pipeline_code(save_directory: str | os.PathLike) -> str:
     return target
 
 
-def _write_atomic(path: str, text: str) -> None:
-    """Write `text` to `path` through a temporary file in the same folder and `os.replace`."""
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or ".", prefix=".tmp.", suffix=".part")
+def _write_atomic(path: str | os.PathLike, text: str) -> None:
+    """Write `text` to `path` (creating its folder) through a temporary file in that folder and `os.replace`."""
+    folder = os.path.dirname(path) or "."
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp.", suffix=".part")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)

@@ -18,9 +18,9 @@ from transformers import set_seed
 from transformers.utils import logging
 
 from hf_tiger.training import (
-    build_semantic_ids,
     build_tiger_model,
     parse_args_with_config,
+    prepare_tokenizer,
     train_tiger,
 )
 
@@ -28,25 +28,10 @@ from hf_tiger.training import (
 def main(argv=None) -> dict:
     data_args, semantic_args, model_args, training_args = parse_args_with_config(args=argv)
     logging.set_verbosity(training_args.get_process_log_level())
-    from hf_tiger import SemanticIDTokenizer
-    from hf_tiger.data import load_items, load_sequences
+    from hf_tiger.data import load_sequences
 
     sequences = load_sequences(data_args.dataset, data_dir=data_args.data_dir, max_history=data_args.max_history)
-    stage1 = {}
-    tokenizer_path = model_args.tokenizer_name_or_path or model_args.model_name_or_path
-    if tokenizer_path:
-        tokenizer = SemanticIDTokenizer.from_pretrained(tokenizer_path)
-        stage1["tokenizer_loaded_from"] = tokenizer_path
-    else:
-        if training_args.world_size > 1:
-            raise ValueError(
-                "multi-process training needs a prepared tokenizer: build it once (scripts/run_pipeline.py or a "
-                "single-process run) and pass --tokenizer_name_or_path"
-            )
-        items = load_items(data_args.dataset, data_dir=data_args.data_dir)
-        tokenizer, stage1 = build_semantic_ids(
-            items, semantic_args, data_args, training_args.output_dir, seed=training_args.seed
-        )
+    tokenizer, stage1 = prepare_tokenizer(model_args, semantic_args, data_args, training_args)
     set_seed(training_args.seed)
     model = build_tiger_model(tokenizer, model_args)
     results = train_tiger(

@@ -44,19 +44,6 @@ LAYOUT_FORMAT = "hf_tiger.recommender"
 LAYOUT_VERSION = 1
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
 def _normalize_items(items: Any) -> dict[Any, dict[str, Any]]:
     """Item table -> `{item_id: record}`; each record has `item_id` and (when known) `text`."""
     if items is None:
@@ -71,20 +58,6 @@ def _normalize_items(items: Any) -> dict[Any, dict[str, Any]]:
         if not isinstance(record, Mapping) or "item_id" not in record:
             raise ValueError(f"items[{position}]: expected a mapping with an 'item_id' key, got {record!r}")
         table[record["item_id"]] = {"item_id": record["item_id"], **{k: v for k, v in record.items() if k != "item_id"}}
-    return table
-
-
-def _read_items(path: str) -> dict[Any, dict[str, Any]]:
-    table = {}
-    with open(path, encoding="utf-8") as f:
-        for line_number, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-                table[record["item_id"]] = record
-            except (json.JSONDecodeError, KeyError, TypeError) as err:
-                raise ValueError(f"{path}: line {line_number}: expected a JSON object with 'item_id' ({err})") from err
     return table
 
 
@@ -281,16 +254,16 @@ class TigerRecommender:
                 if target.exists() and target.read_bytes() != code_file.read_bytes():
                     raise ValueError(f"{target} exists with other content than the RQ-VAE's {code_file.name}")
                 shutil.copyfile(code_file, target)
-        _write_atomic(directory / HF_TIGER_CONFIG_NAME, json.dumps(self.hf_tiger_config(), indent=2) + "\n")
+        _pipelines._write_atomic(directory / HF_TIGER_CONFIG_NAME, json.dumps(self.hf_tiger_config(), indent=2) + "\n")
         if self.items:
             order = [i for i in self.tokenizer.item_ids if i in self.items]
             order += [i for i in self.items if i not in set(order)]
             lines = [json.dumps(self.items[i], ensure_ascii=False, default=str) for i in order]
-            _write_atomic(directory / ITEMS_FILE_NAME, "\n".join(lines) + "\n")
+            _pipelines._write_atomic(directory / ITEMS_FILE_NAME, "\n".join(lines) + "\n")
         if self.results is not None:
-            _write_atomic(directory / RESULTS_FILE_NAME, json.dumps(self.results, indent=2, default=str) + "\n")
+            _pipelines._write_atomic(directory / RESULTS_FILE_NAME, json.dumps(self.results, indent=2, default=str) + "\n")
         card = self.model_card(repo_id or directory.resolve().name, **card_kwargs)
-        _write_atomic(directory / "README.md", str(card))
+        _pipelines._write_atomic(directory / "README.md", str(card))
 
         files = {p for p in directory.rglob("*") if p.is_file()}
         stale = sorted(p.relative_to(directory).as_posix() for p in files if before.get(p) == p.stat().st_mtime_ns)
@@ -353,7 +326,7 @@ class TigerRecommender:
             tokenizer,
             rqvae=rqvae,
             sentence_encoder=meta.get("sentence_encoder"),
-            items=_read_items(items_path) if items_path else None,
+            items=_pipelines.read_item_records(items_path) if items_path else None,
             dataset_name=meta.get("dataset"),
             results=json.loads(Path(results_path).read_text(encoding="utf-8")) if results_path else None,
         )

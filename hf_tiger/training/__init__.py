@@ -11,7 +11,7 @@ from .arguments import (
 )
 from .data import TigerDataCollator, encode_examples, tokenize_sequences, tokenize_split
 from .evaluation import evaluate_saved_model, load_model_and_tokenizer, recommend_with_text
-from .pipeline import build_semantic_ids, run_pipeline, sample_recommendations
+from .pipeline import build_semantic_ids, prepare_tokenizer, run_pipeline, sample_recommendations
 from .train import (
     build_tiger_model,
     evaluate_split,
@@ -41,6 +41,7 @@ __all__ = [
     "parse_args_with_config",
     "recommend_with_text",
     "resolve_checkpoint",
+    "prepare_tokenizer",
     "run_pipeline",
     "sample_recommendations",
     "tokenize_sequences",

@@ -135,6 +135,41 @@ def build_semantic_ids(
     return tokenizer, info
 
 
+def prepare_tokenizer(
+    model_args: TigerModelArguments,
+    semantic_args: SemanticIDArguments,
+    data_args: DataArguments,
+    training_args: TigerTrainingArguments,
+    items=None,
+) -> tuple[Any, dict[str, Any]]:
+    """The semantic-ID tokenizer for stage 2, and what to record about it.
+
+    Loaded from `tokenizer_name_or_path` (or the model folder of `model_name_or_path`) when given, else built by
+    [`build_semantic_ids`] into `output_dir` (a single process only: stage 1 is not distributed).
+
+    Args:
+        items (`datasets.Dataset`, *optional*): `load_items` output; read from `data_args` when needed and absent.
+
+    Returns:
+        `tuple`: the [`SemanticIDTokenizer`] and a `dict` (`tokenizer_loaded_from`, or stage 1's statistics).
+    """
+    from hf_tiger.models.tiger import SemanticIDTokenizer
+
+    path = model_args.tokenizer_name_or_path or model_args.model_name_or_path
+    if path:
+        return SemanticIDTokenizer.from_pretrained(path), {"tokenizer_loaded_from": path}
+    if training_args.world_size > 1:
+        raise ValueError(
+            "multi-process training needs a prepared tokenizer: stage 1 (embeddings + RQ-VAE) runs in one process; "
+            "build it once (scripts/run_pipeline.py or a single-process run) and pass --tokenizer_name_or_path"
+        )
+    if items is None:
+        from hf_tiger.data import load_items
+
+        items = load_items(data_args.dataset, data_dir=data_args.data_dir)
+    return build_semantic_ids(items, semantic_args, data_args, training_args.output_dir, seed=training_args.seed)
+
+
 def sample_recommendations(
     model, tokenizer, split, items, num_users: int = 3, top_k: int = 5, use_user_tokens: bool = True
 ) -> list[dict[str, Any]]:
@@ -237,7 +272,6 @@ def run_pipeline(
     ```
     """
     from hf_tiger.data import load_items, load_sequences
-    from hf_tiger.models.tiger import SemanticIDTokenizer
 
     data_args, semantic_args, model_args, training_args = pipeline_arguments(
         dataset, data_dir, output_dir, config, args, **overrides
@@ -249,16 +283,8 @@ def run_pipeline(
     timings["load_data"] = time.time() - started
 
     run_dir = Path(training_args.output_dir)
-    if training_args.world_size > 1 and not model_args.tokenizer_name_or_path:
-        raise ValueError(
-            "run_pipeline under several processes needs a prepared tokenizer (--tokenizer_name_or_path): stage 1 "
-            "(embeddings + RQ-VAE) runs in one process; build it once, then launch the multi-process training"
-        )
-    if model_args.tokenizer_name_or_path:
-        tokenizer = SemanticIDTokenizer.from_pretrained(model_args.tokenizer_name_or_path)
-        stage1 = {"tokenizer_loaded_from": model_args.tokenizer_name_or_path}
-    else:
-        tokenizer, stage1 = build_semantic_ids(items, semantic_args, data_args, run_dir, seed=training_args.seed)
+    tokenizer, stage1 = prepare_tokenizer(model_args, semantic_args, data_args, training_args, items=items)
+    if "rqvae_seconds" in stage1:
         timings["embeddings"] = stage1["embedding_seconds"]
         timings["rqvae"] = stage1["rqvae_seconds"]
 

@@ -23,7 +23,7 @@ from transformers import HfArgumentParser, TrainerCallback, set_seed
 
 from hf_tiger import SemanticIDTokenizer, TigerConfig, TigerForConditionalGeneration
 from hf_tiger.data import load_sequences
-from hf_tiger.training import TigerTrainingArguments
+from hf_tiger.training import TigerModelArguments, TigerTrainingArguments
 from hf_tiger.training.data import TigerDataCollator, tokenize_split
 from hf_tiger.training.trainer import TigerTrainer
 
@@ -72,9 +72,7 @@ class _StepTimer(TrainerCallback):
 def time_setting(tokenizer, train, batch_size: int, compiled: bool, args: ThroughputArguments) -> float:
     """Training steps per second of the paper-size TIGER for one batch size and compile setting."""
     set_seed(args.seed)
-    config = TigerConfig.from_tokenizer(
-        tokenizer, d_model=128, d_kv=64, d_ff=1024, num_layers=4, num_decoder_layers=4, num_heads=6
-    )
+    config = TigerConfig.from_tokenizer(tokenizer, **TigerModelArguments().model_sizes())  # defaults: paper size
     model = TigerForConditionalGeneration(config)
     model.set_catalogue(tokenizer)
     on_gpu = torch.cuda.is_available()
