@@ -9,7 +9,9 @@ splits with the same metric code. Two are provided:
 
 Both fit on the `train` split of [`hf_tiger.data.load_sequences`] only (every prefix of `s[:-2]`), rank the whole
 catalogue seen in training, and, like TIGER's constrained beam search, do not remove items already in the history.
-[`evaluate_recommender`] scores a split with [`hf_tiger.metrics.compute_retrieval_metrics`].
+[`evaluate_recommender`] scores a split with [`hf_tiger.metrics.compute_retrieval_metrics`]; `cross_entropy` gives
+each baseline's held-out cross-entropy in nats per item, comparable with a TIGER model's evaluation loss times
+its number of semantic-ID levels (the loss is a mean over the target's `num_levels` tokens).
 
 Example:
 
@@ -103,6 +105,57 @@ class PopularityRecommender:
         self._check(k)
         return self._ranking[:k]
 
+    def _catalogue_size(self, targets: Sequence[Hashable], num_items: int | None) -> int:
+        known = set(self._first_seen).union(targets)
+        if num_items is None:
+            return len(known)
+        if int(num_items) < len(known):
+            raise ValueError(
+                f"num_items={num_items} is smaller than the {len(known)} distinct items of the training rows and "
+                "the scored targets"
+            )
+        return int(num_items)
+
+    def _popularity_probability(self, item: Hashable, smoothing: float, num_items: int) -> float:
+        total = self.popularity.total()
+        return (self.popularity[item] + smoothing) / (total + smoothing * num_items)
+
+    def _probability(
+        self, history: Sequence[Hashable], target: Hashable, smoothing: float, num_items: int
+    ) -> float:
+        return self._popularity_probability(target, smoothing, num_items)
+
+    def cross_entropy(
+        self, split: Any, num_items: int | None = None, smoothing: float = 1.0, **kwargs: float
+    ) -> float:
+        """Held-out cross-entropy, in nats per item, of the recommender's next-item distribution on a split.
+
+        The popularity distribution is add-`smoothing` (Laplace) over a catalogue of `num_items` items, so every
+        item, also one never seen in training, has a non-zero probability. A TIGER model's evaluation loss is a
+        mean over the `num_levels` tokens of the target's semantic ID, so `eval_loss * num_levels` is the same
+        quantity for TIGER (an upper bound, since TIGER may put some mass on token sequences that are no item).
+
+        Args:
+            split: a `load_sequences` split (columns `history`, `target`); score it on rows never fitted on.
+            num_items (`int`, *optional*): catalogue size; defaults to the distinct items of the training rows
+                and of the split's targets.
+            smoothing (`float`, *optional*, defaults to 1.0): pseudo-count added to every item's popularity.
+            kwargs: model-specific settings (`interpolation` for [`LastItemTransitionRecommender`]).
+        """
+        self._require_fitted()
+        if smoothing <= 0:
+            raise ValueError(
+                f"smoothing must be positive (every item needs a non-zero probability), got {smoothing}"
+            )
+        histories, targets = _rows(split)
+        if not len(targets):
+            raise ValueError("cannot compute a cross-entropy on an empty split")
+        size = self._catalogue_size(targets, num_items)
+        total = 0.0
+        for history, target in zip(histories, targets):
+            total -= math.log(self._probability(history, target, smoothing, size, **kwargs))
+        return total / len(targets)
+
     def recommend(self, histories: Iterable[Sequence[Hashable]], k: int = 10) -> list[list[Hashable]]:
         """The top `k` items for each history, best first."""
         return [self.recommend_one(history, k) for history in histories]
@@ -133,9 +186,9 @@ class LastItemTransitionRecommender(PopularityRecommender):
     def conditional_entropy(self) -> float:
         """Empirical entropy, in nats, of the training target given the history's last item (training rows).
 
-        This is the training loss per item that a model reproducing the fitted transition table would reach; a
-        sequence model whose training loss per item stays far above it has not learnt the item-to-item structure
-        the counts capture.
+        This is an in-sample figure: the fitted table memorises every transition seen once (0 nats for it), so
+        it is far below what the table reaches on held-out rows and must not be compared with a model's held-out
+        loss. Use [`~LastItemTransitionRecommender.cross_entropy`] for that.
         """
         self._require_fitted()
         total, entropy = 0, 0.0
@@ -144,6 +197,28 @@ class LastItemTransitionRecommender(PopularityRecommender):
             total += source_total
             entropy -= sum(n * math.log(n / source_total) for n in counts.values())
         return entropy / total if total else 0.0
+
+    def _probability(
+        self,
+        history: Sequence[Hashable],
+        target: Hashable,
+        smoothing: float,
+        num_items: int,
+        interpolation: float = 0.5,
+    ) -> float:
+        """`interpolation * P_counts(target | last item) + (1 - interpolation) * P_popularity(target)`.
+
+        A history whose last item never preceded anything in training falls back to the popularity term alone.
+        """
+        if not 0.0 <= interpolation < 1.0:
+            raise ValueError(
+                f"interpolation must be in [0, 1) (1 gives unseen successors probability 0), got {interpolation}"
+            )
+        popular = self._popularity_probability(target, smoothing, num_items)
+        counts = self.transitions.get(history[-1]) if len(history) else None
+        if not counts:
+            return popular
+        return interpolation * counts[target] / counts.total() + (1.0 - interpolation) * popular
 
     def recommend_one(self, history: Sequence[Hashable], k: int = 10) -> list[Hashable]:
         self._check(k)

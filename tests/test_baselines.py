@@ -51,6 +51,42 @@ def test_transitions_rank_successors_then_fill_with_popular_items():
         assert len(ranked) == len(set(ranked)) == 3
 
 
+def test_cross_entropy_matches_hand_computation():
+    split = {"history": [["a"], ["q"]], "target": ["c", "z"]}
+    # Catalogue: a, b, c, d, e from training plus the unseen target z = 6 items; 6 training targets (b 3, c 2, e 1).
+    p_c, p_z = (2 + 1) / (6 + 6), (0 + 1) / (6 + 6)
+    popular = PopularityRecommender().fit(TRAIN)
+    assert popular.cross_entropy(split) == pytest.approx(-(math.log(p_c) + math.log(p_z)) / 2)
+    # A 20-item catalogue and a pseudo-count of 0.5 change only the popularity term.
+    assert popular.cross_entropy(split, num_items=20, smoothing=0.5) == pytest.approx(
+        -(math.log(2.5 / 16) + math.log(0.5 / 16)) / 2
+    )
+    transitions = LastItemTransitionRecommender().fit(TRAIN)
+    # a -> {b: 1, c: 1}: 0.3 * 1/2 + 0.7 * p_c; q never preceded anything: popularity alone.
+    assert transitions.cross_entropy(split, interpolation=0.3) == pytest.approx(
+        -(math.log(0.3 * 0.5 + 0.7 * p_c) + math.log(p_z)) / 2
+    )
+    assert transitions.cross_entropy(split, interpolation=0.0) == pytest.approx(popular.cross_entropy(split))
+    # The in-sample entropy is far below what the same table reaches on rows it was not fitted on.
+    held_out = {"history": [["a"], ["b"], ["c"], ["d"]], "target": ["e", "b", "c", "e"]}
+    assert transitions.conditional_entropy() < transitions.cross_entropy(held_out, interpolation=0.5)
+
+
+def test_cross_entropy_bad_settings_are_clear_errors():
+    model = LastItemTransitionRecommender().fit(TRAIN)
+    split = {"history": [["a"]], "target": ["b"]}
+    with pytest.raises(ValueError, match="smoothing must be positive"):
+        model.cross_entropy(split, smoothing=0)
+    with pytest.raises(ValueError, match=r"interpolation must be in \[0, 1\)"):
+        model.cross_entropy(split, interpolation=1.0)
+    with pytest.raises(ValueError, match="num_items=3 is smaller than the 5 distinct items"):
+        model.cross_entropy(split, num_items=3)
+    with pytest.raises(ValueError, match="empty split"):
+        model.cross_entropy({"history": [], "target": []})
+    with pytest.raises(RuntimeError, match="not fitted"):
+        PopularityRecommender().cross_entropy(split)
+
+
 def test_evaluate_matches_hand_computation():
     model = LastItemTransitionRecommender().fit(TRAIN)
     split = {"history": [["a"], ["c"], ["d"], ["b"]], "target": ["c", "c", "z", "e"]}
@@ -97,7 +133,15 @@ def test_benchmark_script_prints_the_table_with_tiger_rows(shared_data_dir, tmp_
     monkeypatch.setitem(sys.modules, spec.name, script)  # dataclasses look their module up
     spec.loader.exec_module(script)
     results = {
-        "test": {"recall@5": 0.01, "recall@10": 0.02, "ndcg@5": 0.005, "ndcg@10": 0.007, "num_examples": 943},
+        "config": {"model": {"num_levels": 4}},
+        "test": {
+            "recall@5": 0.01,
+            "recall@10": 0.02,
+            "ndcg@5": 0.005,
+            "ndcg@10": 0.007,
+            "loss": 1.75,
+            "num_examples": 943,
+        },
         "best_validation": {"metric": "recall@10", "value": 0.03, "step": 20},
         "validation_history": [
             {
@@ -113,6 +157,7 @@ def test_benchmark_script_prints_the_table_with_tiger_rows(shared_data_dir, tmp_
                 "eval_recall@10": 0.03,
                 "eval_ndcg@5": 0.01,
                 "eval_ndcg@10": 0.012,
+                "eval_loss": 1.5,
             },
         ],
     }
@@ -134,4 +179,19 @@ def test_benchmark_script_prints_the_table_with_tiger_rows(shared_data_dir, tmp_
     assert [r["model"].split(" (")[0] for r in rows] == ["most popular", "last-item transitions", "TIGER"]
     assert rows[2]["validation"]["recall@10"] == 0.03  # the selected (best) validation evaluation
     assert "| TIGER (" in printed and "| 0.0300 |" in printed and "| 0.0200 |" in printed
-    assert json.loads(out_file.read_text())["rows"][1]["test"]["num_examples"] == 943
+    written = json.loads(out_file.read_text())["rows"]
+    assert written[1]["test"]["num_examples"] == 943
+    # Held-out nats per item: TIGER's mean token loss times its 4 levels (validation: the selected evaluation).
+    assert rows[2]["cross_entropy"] == {"validation": 6.0, "test": 7.0}
+    assert "| 6.000 | 7.000 |" in printed
+    splits = load_sequences("ml-100k", data_dir=shared_data_dir)
+    transitions = rows[1]["cross_entropy"]
+    refit = LastItemTransitionRecommender().fit(splits["train"])
+    assert transitions["interpolation"] in (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+    assert transitions["validation"] == pytest.approx(
+        refit.cross_entropy(splits["validation"], interpolation=transitions["interpolation"])
+    )
+    # The weight is the one with the lowest validation cross-entropy.
+    for weight in (0.1, 0.5, 0.9):
+        assert transitions["validation"] <= refit.cross_entropy(splits["validation"], interpolation=weight) + 1e-12
+    assert rows[0]["cross_entropy"]["test"] > 0

@@ -10,6 +10,10 @@ scores validation and test with hf_tiger.metrics, and prints a Markdown table. E
 results.json that scripts/train_tiger.py writes) adds its TIGER row (best validation checkpoint; its validation
 figures are those of the selected evaluation). For the P5 Amazon sets the TIGER paper's test figures (Table 2) are
 printed as a reference row.
+
+A second table gives the held-out cross-entropy in nats per item: the baselines' `cross_entropy` (add-one
+popularity; the transition counts interpolated with it, the interpolation weight chosen on validation) and, for
+TIGER, its evaluation loss times its number of semantic-ID levels.
 """
 
 from __future__ import annotations
@@ -40,6 +44,12 @@ class BaselineArguments:
         metadata={"help": "results.json files of TIGER runs to list beside the baselines."},
     )
     output_file: str | None = field(default=None, metadata={"help": "Also write the rows as JSON here."})
+    interpolations: list[float] = field(
+        default_factory=lambda: [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9],
+        metadata={
+            "help": "Weights of the transition counts tried for the cross-entropy (best on validation)."
+        },
+    )
 
 
 def _best_validation(results: dict) -> dict:
@@ -49,6 +59,29 @@ def _best_validation(results: dict) -> dict:
     if not chosen:
         return {}
     return {k.removeprefix("eval_"): v for k, v in chosen[-1].items()}
+
+
+def _tiger_cross_entropy(results: dict, validation: dict) -> dict:
+    """TIGER's held-out nats per item: the mean loss per semantic-ID token times the number of levels."""
+    levels = ((results.get("config") or {}).get("model") or {}).get("num_levels")
+    if not levels:
+        return {}
+    losses = {"validation": validation.get("loss"), "test": (results.get("test") or {}).get("loss")}
+    return {split: loss * levels for split, loss in losses.items() if loss is not None}
+
+
+def _baseline_cross_entropy(recommender, splits, interpolations: list[float]) -> dict:
+    if not isinstance(recommender, LastItemTransitionRecommender):
+        return {split: recommender.cross_entropy(splits[split]) for split in ("validation", "test")}
+    if not interpolations:
+        raise ValueError("--interpolations needs at least one weight")
+    scored = {w: recommender.cross_entropy(splits["validation"], interpolation=w) for w in interpolations}
+    weight = min(scored, key=scored.get)
+    return {
+        "validation": scored[weight],
+        "test": recommender.cross_entropy(splits["test"], interpolation=weight),
+        "interpolation": weight,
+    }
 
 
 def run(args: BaselineArguments) -> list[dict]:
@@ -65,6 +98,7 @@ def run(args: BaselineArguments) -> list[dict]:
                 "model": name,
                 "validation": evaluate_recommender(recommender, splits["validation"]),
                 "test": evaluate_recommender(recommender, splits["test"]),
+                "cross_entropy": _baseline_cross_entropy(recommender, splits, args.interpolations),
             }
         )
         if isinstance(recommender, LastItemTransitionRecommender):
@@ -72,8 +106,14 @@ def run(args: BaselineArguments) -> list[dict]:
     for path in args.tiger_results:
         with open(path, encoding="utf-8") as handle:
             results = json.load(handle)
+        validation = _best_validation(results)
         rows.append(
-            {"model": f"TIGER ({path})", "validation": _best_validation(results), "test": results.get("test")}
+            {
+                "model": f"TIGER ({path})",
+                "validation": validation,
+                "test": results.get("test"),
+                "cross_entropy": _tiger_cross_entropy(results, validation),
+            }
         )
     if args.dataset in PAPER_TEST:
         rows.append({"model": "TIGER paper (Table 2)", "validation": {}, "test": PAPER_TEST[args.dataset]})
@@ -87,11 +127,22 @@ def run(args: BaselineArguments) -> list[dict]:
     print(
         f"\n{args.dataset}: {splits['test'].num_rows} users, {splits['train'].num_rows} training rows ({seconds:.1f} s)"
     )
-    print(f"next-item entropy given the last item, training rows: {entropy:.3f} nats per item")
+    print(f"next-item entropy given the last item, training rows (in-sample): {entropy:.3f} nats per item")
     print(f"\n| model | validation {header} | test {header} |")
     print("|---|" + "---|" * (2 * len(COLUMNS)))
     for row in rows:
         print(f"| {row['model']} | {cells(row['validation'])} | {cells(row['test'])} |")
+    print("\nHeld-out cross-entropy, nats per item (lower is better)\n")
+    print("| model | validation | test |")
+    print("|---|---|---|")
+    for row in rows:
+        ce = row.get("cross_entropy") or {}
+        name = row["model"] + (f" (interpolation {ce['interpolation']})" if "interpolation" in ce else "")
+        print(
+            f"| {name} | "
+            + " | ".join(f"{ce[s]:.3f}" if s in ce else "-" for s in ("validation", "test"))
+            + " |"
+        )
     if args.output_file:
         with open(args.output_file, "w", encoding="utf-8") as handle:
             json.dump({"dataset": args.dataset, "rows": rows}, handle, indent=2)
