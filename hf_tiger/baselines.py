@@ -12,6 +12,8 @@ catalogue seen in training, and, like TIGER's constrained beam search, do not re
 [`evaluate_recommender`] scores a split with [`hf_tiger.metrics.compute_retrieval_metrics`]; `cross_entropy` gives
 each baseline's held-out cross-entropy in nats per item, comparable with a TIGER model's evaluation loss times
 its number of semantic-ID levels (the loss is a mean over the target's `num_levels` tokens).
+[`recall_by_seen_transition`] splits any model's Recall@K by whether the row's (last item -> target) pair occurs in
+the training rows, which tells memorised transitions apart from generalisation.
 
 Example:
 
@@ -38,6 +40,7 @@ __all__ = [
     "PopularityRecommender",
     "baseline_metrics",
     "evaluate_recommender",
+    "recall_by_seen_transition",
 ]
 
 
@@ -269,4 +272,41 @@ def baseline_metrics(
             ("most_popular", PopularityRecommender()),
             ("last_item_transitions", LastItemTransitionRecommender()),
         )
+    }
+
+
+def recall_by_seen_transition(
+    ranked_item_lists: Sequence[Sequence[Hashable]],
+    split: Any,
+    transitions: LastItemTransitionRecommender,
+    k: int = 10,
+) -> dict[str, dict[str, float]]:
+    """Recall@`k` of any model's rankings, split by whether each row's transition was seen in training.
+
+    A row's transition is the pair (last history item, target). "seen" rows are those whose pair occurs in the
+    rows `transitions` was fitted on; a count model can only hit those, while a model that generalises also
+    hits "unseen" rows. Comparing a model's two figures with the count model's shows which part it is missing.
+
+    Args:
+        ranked_item_lists (`Sequence[Sequence[Hashable]]`): per row of `split`, the model's items, best first.
+        split: the `load_sequences` split the rankings are for (columns `history`, `target`).
+        transitions ([`LastItemTransitionRecommender`]): fitted on the training split.
+        k (`int`, *optional*, defaults to 10): the cut-off.
+
+    Returns:
+        `dict` with `"seen"` and `"unseen"`, each `{"num_examples": n, "recall@k": r}` (`r` is 0.0 when `n` is 0).
+    """
+    transitions._check(k)
+    histories, targets = _rows(split)
+    if len(ranked_item_lists) != len(targets):
+        raise ValueError(f"{len(ranked_item_lists)} ranked lists for a split of {len(targets)} rows")
+    counts = {"seen": [0, 0], "unseen": [0, 0]}  # rows, hits
+    for ranked, history, target in zip(ranked_item_lists, histories, targets):
+        seen = len(history) > 0 and transitions.transitions.get(history[-1], {}).get(target, 0) > 0
+        bucket = counts["seen" if seen else "unseen"]
+        bucket[0] += 1
+        bucket[1] += target in list(ranked)[:k]
+    return {
+        name: {"num_examples": rows, f"recall@{k}": hits / rows if rows else 0.0}
+        for name, (rows, hits) in counts.items()
     }

@@ -8,8 +8,15 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+import torch
 
-from hf_tiger.baselines import LastItemTransitionRecommender, PopularityRecommender, evaluate_recommender
+from hf_tiger import SemanticIDTokenizer, TigerConfig, TigerForConditionalGeneration
+from hf_tiger.baselines import (
+    LastItemTransitionRecommender,
+    PopularityRecommender,
+    evaluate_recommender,
+    recall_by_seen_transition,
+)
 from hf_tiger.data import load_sequences
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -87,6 +94,24 @@ def test_cross_entropy_bad_settings_are_clear_errors():
         PopularityRecommender().cross_entropy(split)
 
 
+def test_recall_by_seen_transition_matches_hand_computation():
+    model = LastItemTransitionRecommender().fit(TRAIN)
+    # a -> c and d -> b occur in TRAIN ("seen"); q -> z and an empty history do not.
+    split = {"history": [["a"], ["q"], ["x", "d"], []], "target": ["c", "z", "b", "b"]}
+    ranked = [["c", "b"], ["z"], ["e", "b"], ["b"]]
+    assert recall_by_seen_transition(ranked, split, model, k=1) == {
+        "seen": {"num_examples": 2, "recall@1": 0.5},  # c at rank 1; b only at rank 2
+        "unseen": {"num_examples": 2, "recall@1": 1.0},
+    }
+    assert recall_by_seen_transition(ranked, split, model, k=2)["seen"]["recall@2"] == 1.0
+    only_seen = recall_by_seen_transition([["c"]], {"history": [["a"]], "target": ["c"]}, model)
+    assert only_seen["unseen"] == {"num_examples": 0, "recall@10": 0.0}
+    with pytest.raises(ValueError, match="3 ranked lists for a split of 4 rows"):
+        recall_by_seen_transition(ranked[:3], split, model)
+    with pytest.raises(RuntimeError, match="not fitted"):
+        recall_by_seen_transition(ranked, split, LastItemTransitionRecommender())
+
+
 def test_evaluate_matches_hand_computation():
     model = LastItemTransitionRecommender().fit(TRAIN)
     split = {"history": [["a"], ["c"], ["d"], ["b"]], "target": ["c", "c", "z", "e"]}
@@ -125,13 +150,71 @@ def test_transitions_are_the_consecutive_pairs_of_the_training_prefixes(shared_d
     assert metrics["num_examples"] == 943
 
 
-def test_benchmark_script_prints_the_table_with_tiger_rows(shared_data_dir, tmp_path, capsys, monkeypatch):
+def _load_script(monkeypatch):
     spec = importlib.util.spec_from_file_location(
         "baselines_script", REPO_ROOT / "scripts" / "benchmarks" / "baselines.py"
     )
     script = importlib.util.module_from_spec(spec)
     monkeypatch.setitem(sys.modules, spec.name, script)  # dataclasses look their module up
     spec.loader.exec_module(script)
+    return script
+
+
+def _tiny_ml100k_tiger(folder: Path, num_items: int = 1682) -> Path:
+    """An untrained but complete TIGER over ML-100K's catalogue (random codes), saved with its tokenizer."""
+    generator = torch.Generator().manual_seed(0)
+    codes = torch.randint(0, 16, (num_items, 2), generator=generator)
+    tokenizer = SemanticIDTokenizer.from_codes(
+        codes, item_ids=list(range(1, num_items + 1)), codebook_size=16, collision_size=64, num_user_buckets=8
+    )
+    config = TigerConfig.from_tokenizer(
+        tokenizer,
+        d_model=16,
+        d_kv=8,
+        d_ff=32,
+        num_layers=1,
+        num_decoder_layers=1,
+        num_heads=2,
+        default_num_beams=10,
+    )
+    model = TigerForConditionalGeneration(config)
+    model.set_catalogue(tokenizer.catalogue_token_ids())
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def test_benchmark_scores_a_saved_tiger_model_with_the_transition_breakdown(
+    shared_data_dir, tmp_path, capsys, monkeypatch
+):
+    script = _load_script(monkeypatch)
+    folder = _tiny_ml100k_tiger(tmp_path / "tiger")
+    rows = script.main(
+        ["--data_dir", str(shared_data_dir), "--dataset", "ml-100k", "--tiger_models", str(folder)]
+    )
+    printed = capsys.readouterr().out
+    chain, tiger = rows[1], rows[2]
+    assert tiger["model"].startswith("TIGER (") and "scored here" in tiger["model"]
+    splits = load_sequences("ml-100k", data_dir=shared_data_dir)
+    refit = LastItemTransitionRecommender().fit(splits["train"])
+    for split in ("validation", "test"):
+        parts = tiger["by_transition"][split]
+        assert parts["seen"]["num_examples"] + parts["unseen"]["num_examples"] == 943
+        # The breakdown re-adds to the model's overall Recall@10, scored on the same rankings.
+        overall = sum(p["num_examples"] * p["recall@10"] for p in parts.values()) / 943
+        assert overall == pytest.approx(tiger[split]["recall@10"])
+        assert tiger[split]["num_examples"] == 943
+        # Same rows split the same way for the chain; the chain's figures are its evaluate_recommender ones.
+        assert chain["by_transition"][split]["seen"]["num_examples"] == parts["seen"]["num_examples"]
+        chain_overall = sum(
+            p["num_examples"] * p["recall@10"] for p in chain["by_transition"][split].values()
+        )
+        assert chain_overall / 943 == pytest.approx(evaluate_recommender(refit, splits[split])["recall@10"])
+    assert "| seen: rows | seen: R@10 |" in printed and f"| {tiger['model']} | test |" in printed
+
+
+def test_benchmark_script_prints_the_table_with_tiger_rows(shared_data_dir, tmp_path, capsys, monkeypatch):
+    script = _load_script(monkeypatch)
     results = {
         "config": {"model": {"num_levels": 4}},
         "test": {
@@ -193,5 +276,8 @@ def test_benchmark_script_prints_the_table_with_tiger_rows(shared_data_dir, tmp_
     )
     # The weight is the one with the lowest validation cross-entropy.
     for weight in (0.1, 0.5, 0.9):
-        assert transitions["validation"] <= refit.cross_entropy(splits["validation"], interpolation=weight) + 1e-12
+        assert (
+            transitions["validation"]
+            <= refit.cross_entropy(splits["validation"], interpolation=weight) + 1e-12
+        )
     assert rows[0]["cross_entropy"]["test"] > 0

@@ -14,6 +14,11 @@ printed as a reference row.
 A second table gives the held-out cross-entropy in nats per item: the baselines' `cross_entropy` (add-one
 popularity; the transition counts interpolated with it, the interpolation weight chosen on validation) and, for
 TIGER, its evaluation loss times its number of semantic-ID levels.
+
+Each `--tiger_models` folder (a saved TIGER model with its tokenizer) is scored here on validation and test with
+its constrained beam search (`model.recommend`), and a third table splits Recall@10 of the transition counts and of
+each such model by whether the row's (last item -> target) pair occurs in the training rows
+(`hf_tiger.baselines.recall_by_seen_transition`). On CPU that takes a few minutes per split for Beauty.
 """
 
 from __future__ import annotations
@@ -24,8 +29,14 @@ from dataclasses import dataclass, field
 
 from transformers import HfArgumentParser
 
-from hf_tiger.baselines import LastItemTransitionRecommender, PopularityRecommender, evaluate_recommender
+from hf_tiger.baselines import (
+    LastItemTransitionRecommender,
+    PopularityRecommender,
+    evaluate_recommender,
+    recall_by_seen_transition,
+)
 from hf_tiger.data import load_sequences
+from hf_tiger.metrics import compute_retrieval_metrics
 
 PAPER_TEST = {  # TIGER paper, Table 2 (test split)
     "amazon-p5/beauty": {"recall@5": 0.0454, "ndcg@5": 0.0321, "recall@10": 0.0648, "ndcg@10": 0.0384},
@@ -44,6 +55,21 @@ class BaselineArguments:
         metadata={"help": "results.json files of TIGER runs to list beside the baselines."},
     )
     output_file: str | None = field(default=None, metadata={"help": "Also write the rows as JSON here."})
+    tiger_models: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "Saved TIGER model folders to score here, with the seen/unseen-transition breakdown."
+        },
+    )
+    use_user_tokens: bool = field(
+        default=True, metadata={"help": "For --tiger_models: as in their training."}
+    )
+    num_beams: int | None = field(
+        default=None, metadata={"help": "For --tiger_models: beams (default: the model's default_num_beams)."}
+    )
+    batch_size: int | None = field(
+        default=None, metadata={"help": "For --tiger_models: histories per generate."}
+    )
     interpolations: list[float] = field(
         default_factory=lambda: [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9],
         metadata={
@@ -84,6 +110,27 @@ def _baseline_cross_entropy(recommender, splits, interpolations: list[float]) ->
     }
 
 
+def _score_tiger_model(path: str, splits, transitions, args: BaselineArguments) -> dict:
+    from hf_tiger.training.evaluation import load_model_and_tokenizer
+
+    model, tokenizer = load_model_and_tokenizer(path)
+    row = {"model": f"TIGER ({path}, scored here)", "by_transition": {}}
+    for split in ("validation", "test"):
+        data = splits[split]
+        ranked = model.recommend(
+            data["history"],
+            tokenizer,
+            user_ids=data["user_id"] if args.use_user_tokens and tokenizer.num_user_buckets else None,
+            top_k=10,
+            num_beams=args.num_beams,
+            batch_size=args.batch_size,
+        )
+        row[split] = compute_retrieval_metrics(ranked, data["target"], ks=(5, 10))
+        row[split]["num_examples"] = len(ranked)
+        row["by_transition"][split] = recall_by_seen_transition(ranked, data, transitions, k=10)
+    return row
+
+
 def run(args: BaselineArguments) -> list[dict]:
     started = time.time()
     splits = load_sequences(args.dataset, data_dir=args.data_dir, max_history=args.max_history)
@@ -102,7 +149,14 @@ def run(args: BaselineArguments) -> list[dict]:
             }
         )
         if isinstance(recommender, LastItemTransitionRecommender):
+            transitions = recommender
             rows[-1]["entropy"] = recommender.conditional_entropy()
+            rows[-1]["by_transition"] = {
+                split: recall_by_seen_transition(
+                    recommender.recommend(splits[split]["history"], k=10), splits[split], recommender, k=10
+                )
+                for split in ("validation", "test")
+            }
     for path in args.tiger_results:
         with open(path, encoding="utf-8") as handle:
             results = json.load(handle)
@@ -115,6 +169,8 @@ def run(args: BaselineArguments) -> list[dict]:
                 "cross_entropy": _tiger_cross_entropy(results, validation),
             }
         )
+    for path in args.tiger_models:
+        rows.append(_score_tiger_model(path, splits, transitions, args))
     if args.dataset in PAPER_TEST:
         rows.append({"model": "TIGER paper (Table 2)", "validation": {}, "test": PAPER_TEST[args.dataset]})
     seconds = time.time() - started
@@ -143,6 +199,16 @@ def run(args: BaselineArguments) -> list[dict]:
             + " | ".join(f"{ce[s]:.3f}" if s in ce else "-" for s in ("validation", "test"))
             + " |"
         )
+    print("\nRecall@10 by whether the row's (last item -> target) pair occurs in the training rows\n")
+    print("| model | split | seen: rows | seen: R@10 | unseen: rows | unseen: R@10 |")
+    print("|---|---|---|---|---|---|")
+    for row in rows:
+        for split, parts in (row.get("by_transition") or {}).items():
+            seen, unseen = parts["seen"], parts["unseen"]
+            print(
+                f"| {row['model']} | {split} | {seen['num_examples']} | {seen['recall@10']:.4f} "
+                f"| {unseen['num_examples']} | {unseen['recall@10']:.4f} |"
+            )
     if args.output_file:
         with open(args.output_file, "w", encoding="utf-8") as handle:
             json.dump({"dataset": args.dataset, "rows": rows}, handle, indent=2)
