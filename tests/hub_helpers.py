@@ -38,7 +38,14 @@ def tiny_recommender(seed: int = 0, num_items: int = NUM_ITEMS, item_ids=None) -
         codes, item_ids=item_ids, codebook_size=4, collision_size=num_items, num_user_buckets=4, max_history=6
     )
     config = TigerConfig.from_tokenizer(
-        tokenizer, d_model=16, d_kv=8, d_ff=32, num_layers=1, num_decoder_layers=1, num_heads=2, default_num_beams=8
+        tokenizer,
+        d_model=16,
+        d_kv=8,
+        d_ff=32,
+        num_layers=1,
+        num_decoder_layers=1,
+        num_heads=2,
+        default_num_beams=8,
     )
     model = TigerForConditionalGeneration(config)
     model.set_catalogue(tokenizer.catalogue_token_ids())
@@ -52,6 +59,30 @@ def tiny_recommender(seed: int = 0, num_items: int = NUM_ITEMS, item_ids=None) -
         dataset_name="amazon-p5/beauty",
         results={"dataset": "amazon-p5/beauty", "test": {"recall@5": 0.25, "ndcg@5": 0.125}},
     )
+
+
+def tiny_ml100k_tiger(folder: Path, num_items: int = 1682) -> Path:
+    """An untrained but complete TIGER over ML-100K's catalogue (random codes), saved with its tokenizer."""
+    generator = torch.Generator().manual_seed(0)
+    codes = torch.randint(0, 16, (num_items, 2), generator=generator)
+    tokenizer = SemanticIDTokenizer.from_codes(
+        codes, item_ids=list(range(1, num_items + 1)), codebook_size=16, collision_size=64, num_user_buckets=8
+    )
+    config = TigerConfig.from_tokenizer(
+        tokenizer,
+        d_model=16,
+        d_kv=8,
+        d_ff=32,
+        num_layers=1,
+        num_decoder_layers=1,
+        num_heads=2,
+        default_num_beams=10,
+    )
+    model = TigerForConditionalGeneration(config)
+    model.set_catalogue(tokenizer.catalogue_token_ids())
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
 
 
 def fill_hub_cache(folder: Path, cache_dir: Path, repo_id: str, commit: str = COMMIT) -> Path:
@@ -87,7 +118,9 @@ _BLOCK_HF_TIGER = textwrap.dedent(
 )
 
 
-def run_without_hf_tiger(code: str, hf_home: Path, cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
+def run_without_hf_tiger(
+    code: str, hf_home: Path, cwd: Path, timeout: int = 300
+) -> subprocess.CompletedProcess:
     """Run `code` in a fresh Python where hf_tiger cannot be imported, offline, with the Hub cache in `hf_home`."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "TRANSFORMERS_", "PYTHON"))}
     env.update(
@@ -115,8 +148,14 @@ def build_hub_cache(tmp_path_factory, recommender: hf_tiger.TigerRecommender | N
     files = recommender.save_pretrained(folder, repo_id=REPO_ID)
     cache = root / "hf_home" / "hub"
     snapshot = fill_hub_cache(folder, cache, REPO_ID)
-    return {"recommender": recommender, "folder": folder, "files": files, "hf_home": root / "hf_home",
-            "cache": cache, "snapshot": snapshot}
+    return {
+        "recommender": recommender,
+        "folder": folder,
+        "files": files,
+        "hf_home": root / "hf_home",
+        "cache": cache,
+        "snapshot": snapshot,
+    }
 
 
 def use_hub_cache(monkeypatch, cache: Path) -> None:

@@ -8,9 +8,8 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-import torch
+from hub_helpers import tiny_ml100k_tiger
 
-from hf_tiger import SemanticIDTokenizer, TigerConfig, TigerForConditionalGeneration
 from hf_tiger.baselines import (
     LastItemTransitionRecommender,
     PopularityRecommender,
@@ -160,35 +159,11 @@ def _load_script(monkeypatch):
     return script
 
 
-def _tiny_ml100k_tiger(folder: Path, num_items: int = 1682) -> Path:
-    """An untrained but complete TIGER over ML-100K's catalogue (random codes), saved with its tokenizer."""
-    generator = torch.Generator().manual_seed(0)
-    codes = torch.randint(0, 16, (num_items, 2), generator=generator)
-    tokenizer = SemanticIDTokenizer.from_codes(
-        codes, item_ids=list(range(1, num_items + 1)), codebook_size=16, collision_size=64, num_user_buckets=8
-    )
-    config = TigerConfig.from_tokenizer(
-        tokenizer,
-        d_model=16,
-        d_kv=8,
-        d_ff=32,
-        num_layers=1,
-        num_decoder_layers=1,
-        num_heads=2,
-        default_num_beams=10,
-    )
-    model = TigerForConditionalGeneration(config)
-    model.set_catalogue(tokenizer.catalogue_token_ids())
-    model.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
-
-
 def test_benchmark_scores_a_saved_tiger_model_with_the_transition_breakdown(
     shared_data_dir, tmp_path, capsys, monkeypatch
 ):
     script = _load_script(monkeypatch)
-    folder = _tiny_ml100k_tiger(tmp_path / "tiger")
+    folder = tiny_ml100k_tiger(tmp_path / "tiger")
     rows = script.main(
         ["--data_dir", str(shared_data_dir), "--dataset", "ml-100k", "--tiger_models", str(folder)]
     )
