@@ -13,7 +13,8 @@ catalogue seen in training, and, like TIGER's constrained beam search, do not re
 each baseline's held-out cross-entropy in nats per item, comparable with a TIGER model's evaluation loss times
 its number of semantic-ID levels (the loss is a mean over the target's `num_levels` tokens).
 [`recall_by_seen_transition`] splits any model's Recall@K by whether the row's (last item -> target) pair occurs in
-the training rows, which tells memorised transitions apart from generalisation.
+the training rows, which tells memorised transitions apart from generalisation; [`recall_by_transition_count`]
+groups rows by how often that pair occurs (on training rows: how much of its training data a model has fitted).
 
 Example:
 
@@ -28,6 +29,7 @@ Example:
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections import Counter, defaultdict
 from collections.abc import Hashable, Iterable, Mapping, Sequence
@@ -41,6 +43,7 @@ __all__ = [
     "baseline_metrics",
     "evaluate_recommender",
     "recall_by_seen_transition",
+    "recall_by_transition_count",
 ]
 
 
@@ -275,6 +278,57 @@ def baseline_metrics(
     }
 
 
+def _bin_name(edges: Sequence[int], index: int) -> str:
+    low = edges[index]
+    if index + 1 == len(edges):
+        return f"{low}+"
+    high = edges[index + 1] - 1
+    return str(low) if high == low else f"{low}-{high}"
+
+
+def recall_by_transition_count(
+    ranked_item_lists: Sequence[Sequence[Hashable]],
+    split: Any,
+    transitions: LastItemTransitionRecommender,
+    k: int = 10,
+    bins: Sequence[int] = (0, 1, 2, 3, 6),
+) -> dict[str, dict[str, float]]:
+    """Recall@`k` of any model's rankings, grouped by how often each row's transition occurs in training.
+
+    A row's transition is the pair (last history item, target); its count is how often `transitions` saw it in
+    the rows it was fitted on (0 for an empty history). Scored on training rows, this shows how much of its own
+    training data a model has fitted; scored on held-out rows, how much it relies on memorised transitions.
+
+    Args:
+        ranked_item_lists (`Sequence[Sequence[Hashable]]`): per row of `split`, the model's items, best first.
+        split: the `load_sequences` split the rankings are for (columns `history`, `target`).
+        transitions ([`LastItemTransitionRecommender`]): fitted on the training split.
+        k (`int`, *optional*, defaults to 10): the cut-off.
+        bins (`Sequence[int]`, *optional*, defaults to `(0, 1, 2, 3, 6)`): increasing lower edges of the count
+            groups, the first 0; the defaults give the groups `"0"`, `"1"`, `"2"`, `"3-5"` and `"6+"`.
+
+    Returns:
+        `dict` mapping each group's name to `{"num_examples": n, "recall@k": r}` (`r` is 0.0 when `n` is 0).
+    """
+    transitions._check(k)
+    edges = [int(edge) for edge in bins]
+    if not edges or edges[0] != 0 or any(b <= a for a, b in zip(edges, edges[1:])):
+        raise ValueError(f"bins must be increasing lower edges starting at 0, got {list(bins)}")
+    histories, targets = _rows(split)
+    if len(ranked_item_lists) != len(targets):
+        raise ValueError(f"{len(ranked_item_lists)} ranked lists for a split of {len(targets)} rows")
+    groups = [[0, 0] for _ in edges]  # rows, hits
+    for ranked, history, target in zip(ranked_item_lists, histories, targets):
+        count = transitions.transitions.get(history[-1], {}).get(target, 0) if len(history) else 0
+        group = groups[bisect.bisect_right(edges, count) - 1]
+        group[0] += 1
+        group[1] += target in list(ranked)[:k]
+    return {
+        _bin_name(edges, index): {"num_examples": rows, f"recall@{k}": hits / rows if rows else 0.0}
+        for index, (rows, hits) in enumerate(groups)
+    }
+
+
 def recall_by_seen_transition(
     ranked_item_lists: Sequence[Sequence[Hashable]],
     split: Any,
@@ -286,6 +340,7 @@ def recall_by_seen_transition(
     A row's transition is the pair (last history item, target). "seen" rows are those whose pair occurs in the
     rows `transitions` was fitted on; a count model can only hit those, while a model that generalises also
     hits "unseen" rows. Comparing a model's two figures with the count model's shows which part it is missing.
+    (The two groups of [`recall_by_transition_count`] with `bins=(0, 1)`.)
 
     Args:
         ranked_item_lists (`Sequence[Sequence[Hashable]]`): per row of `split`, the model's items, best first.
@@ -296,17 +351,5 @@ def recall_by_seen_transition(
     Returns:
         `dict` with `"seen"` and `"unseen"`, each `{"num_examples": n, "recall@k": r}` (`r` is 0.0 when `n` is 0).
     """
-    transitions._check(k)
-    histories, targets = _rows(split)
-    if len(ranked_item_lists) != len(targets):
-        raise ValueError(f"{len(ranked_item_lists)} ranked lists for a split of {len(targets)} rows")
-    counts = {"seen": [0, 0], "unseen": [0, 0]}  # rows, hits
-    for ranked, history, target in zip(ranked_item_lists, histories, targets):
-        seen = len(history) > 0 and transitions.transitions.get(history[-1], {}).get(target, 0) > 0
-        bucket = counts["seen" if seen else "unseen"]
-        bucket[0] += 1
-        bucket[1] += target in list(ranked)[:k]
-    return {
-        name: {"num_examples": rows, f"recall@{k}": hits / rows if rows else 0.0}
-        for name, (rows, hits) in counts.items()
-    }
+    groups = recall_by_transition_count(ranked_item_lists, split, transitions, k=k, bins=(0, 1))
+    return {"seen": groups["1+"], "unseen": groups["0"]}

@@ -15,6 +15,7 @@ from hf_tiger.baselines import (
     PopularityRecommender,
     evaluate_recommender,
     recall_by_seen_transition,
+    recall_by_transition_count,
 )
 from hf_tiger.data import load_sequences
 
@@ -111,6 +112,29 @@ def test_recall_by_seen_transition_matches_hand_computation():
         recall_by_seen_transition(ranked, split, LastItemTransitionRecommender())
 
 
+def test_recall_by_transition_count_matches_hand_computation():
+    model = LastItemTransitionRecommender().fit(
+        {"history": [["a"], ["a"], ["a"], ["a"], ["b"]], "target": ["b", "b", "b", "c", "c"]}
+    )
+    # pair counts: a -> b 3, a -> c 1, b -> c 1; q -> b and an empty history count 0.
+    split = {"history": [["a"], ["a"], ["b"], ["q"], []], "target": ["b", "c", "c", "b", "c"]}
+    ranked = [["b"], ["b"], ["c"], ["b"], ["x"]]
+    assert recall_by_transition_count(ranked, split, model, k=1) == {
+        "0": {"num_examples": 2, "recall@1": 0.5},
+        "1": {"num_examples": 2, "recall@1": 0.5},
+        "2": {"num_examples": 0, "recall@1": 0.0},
+        "3-5": {"num_examples": 1, "recall@1": 1.0},
+        "6+": {"num_examples": 0, "recall@1": 0.0},
+    }
+    assert recall_by_transition_count(ranked, split, model, k=1, bins=(0, 3)) == {
+        "0-2": {"num_examples": 4, "recall@1": 0.5},
+        "3+": {"num_examples": 1, "recall@1": 1.0},
+    }
+    for bad in ((1, 2), (0, 2, 2), ()):
+        with pytest.raises(ValueError, match="increasing lower edges starting at 0"):
+            recall_by_transition_count(ranked, split, model, bins=bad)
+
+
 def test_evaluate_matches_hand_computation():
     model = LastItemTransitionRecommender().fit(TRAIN)
     split = {"history": [["a"], ["c"], ["d"], ["b"]], "target": ["c", "c", "z", "e"]}
@@ -166,6 +190,7 @@ def test_benchmark_scores_a_saved_tiger_model_with_the_transition_breakdown(
     folder = tiny_ml100k_tiger(tmp_path / "tiger")
     rows = script.main(
         ["--data_dir", str(shared_data_dir), "--dataset", "ml-100k", "--tiger_models", str(folder)]
+        + ["--train_sample", "300"]
     )
     printed = capsys.readouterr().out
     chain, tiger = rows[1], rows[2]
@@ -186,6 +211,18 @@ def test_benchmark_scores_a_saved_tiger_model_with_the_transition_breakdown(
         )
         assert chain_overall / 943 == pytest.approx(evaluate_recommender(refit, splits[split])["recall@10"])
     assert "| seen: rows | seen: R@10 |" in printed and f"| {tiger['model']} | test |" in printed
+    # The fit table: the same 300 training rows for both; a training row's own pair always occurs in training.
+    for row in (chain, tiger):
+        fit = row["training_fit"]
+        assert fit["num_examples"] == 300 and fit["by_count"]["0"]["num_examples"] == 0
+        assert sum(g["num_examples"] for g in fit["by_count"].values()) == 300
+        overall = sum(g["num_examples"] * g["recall@10"] for g in fit["by_count"].values()) / 300
+        assert overall == pytest.approx(fit["recall@10"])
+    assert chain["training_fit"]["by_count"].keys() == tiger["training_fit"]["by_count"].keys()
+    assert [g["num_examples"] for g in chain["training_fit"]["by_count"].values()] == [
+        g["num_examples"] for g in tiger["training_fit"]["by_count"].values()
+    ]
+    assert "Recall@10 on 300 training rows (in-sample)" in printed and "| pair seen 3-5x |" in printed
 
 
 def test_benchmark_script_prints_the_table_with_tiger_rows(shared_data_dir, tmp_path, capsys, monkeypatch):

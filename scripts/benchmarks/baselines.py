@@ -18,12 +18,16 @@ TIGER, its evaluation loss times its number of semantic-ID levels.
 Each `--tiger_models` folder (a saved TIGER model with its tokenizer) is scored here on validation and test with
 its constrained beam search (`model.recommend`), and a third table splits Recall@10 of the transition counts and of
 each such model by whether the row's (last item -> target) pair occurs in the training rows
-(`hf_tiger.baselines.recall_by_seen_transition`). On CPU that takes a few minutes per split for Beauty.
+(`hf_tiger.baselines.recall_by_seen_transition`). A fourth table scores the same models on a random sample of
+`--train_sample` training rows, grouped by how often the row's pair occurs in training
+(`hf_tiger.baselines.recall_by_transition_count`): how much of its own training data each model has fitted. On
+CPU that takes a few minutes per split for Beauty.
 """
 
 from __future__ import annotations
 
 import json
+import random
 import time
 from dataclasses import dataclass, field
 
@@ -34,6 +38,7 @@ from hf_tiger.baselines import (
     PopularityRecommender,
     evaluate_recommender,
     recall_by_seen_transition,
+    recall_by_transition_count,
 )
 from hf_tiger.data import load_sequences
 from hf_tiger.metrics import compute_retrieval_metrics
@@ -70,6 +75,11 @@ class BaselineArguments:
     batch_size: int | None = field(
         default=None, metadata={"help": "For --tiger_models: histories per generate."}
     )
+    train_sample: int = field(
+        default=4000,
+        metadata={"help": "For --tiger_models: training rows scored for the fit table (0: none)."},
+    )
+    seed: int = field(default=0, metadata={"help": "Seed of the training-row sample."})
     interpolations: list[float] = field(
         default_factory=lambda: [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9],
         metadata={
@@ -110,13 +120,21 @@ def _baseline_cross_entropy(recommender, splits, interpolations: list[float]) ->
     }
 
 
-def _score_tiger_model(path: str, splits, transitions, args: BaselineArguments) -> dict:
+def _training_fit(ranked, sample, transitions) -> dict:
+    """Recall@10 on training rows the model was fitted on, overall and by the count of the row's pair."""
+    overall = recall_by_transition_count(ranked, sample, transitions, k=10, bins=(0,))["0+"]
+    return {**overall, "by_count": recall_by_transition_count(ranked, sample, transitions, k=10)}
+
+
+def _score_tiger_model(path: str, splits, train_sample, transitions, args: BaselineArguments) -> dict:
     from hf_tiger.training.evaluation import load_model_and_tokenizer
 
     model, tokenizer = load_model_and_tokenizer(path)
     row = {"model": f"TIGER ({path}, scored here)", "by_transition": {}}
-    for split in ("validation", "test"):
-        data = splits[split]
+    parts = {"validation": splits["validation"], "test": splits["test"]}
+    if train_sample is not None:
+        parts["train"] = train_sample
+    for split, data in parts.items():
         ranked = model.recommend(
             data["history"],
             tokenizer,
@@ -125,6 +143,9 @@ def _score_tiger_model(path: str, splits, transitions, args: BaselineArguments) 
             num_beams=args.num_beams,
             batch_size=args.batch_size,
         )
+        if split == "train":
+            row["training_fit"] = _training_fit(ranked, data, transitions)
+            continue
         row[split] = compute_retrieval_metrics(ranked, data["target"], ks=(5, 10))
         row[split]["num_examples"] = len(ranked)
         row["by_transition"][split] = recall_by_seen_transition(ranked, data, transitions, k=10)
@@ -169,8 +190,19 @@ def run(args: BaselineArguments) -> list[dict]:
                 "cross_entropy": _tiger_cross_entropy(results, validation),
             }
         )
+    train_sample = None
+    if args.tiger_models and args.train_sample > 0:
+        train = splits["train"]
+        picked = random.Random(args.seed).sample(
+            range(train.num_rows), min(args.train_sample, train.num_rows)
+        )
+        train_sample = train.select(sorted(picked))
+        ranked = transitions.recommend(train_sample["history"], k=10)
+        next(r for r in rows if r["model"] == "last-item transitions")["training_fit"] = _training_fit(
+            ranked, train_sample, transitions
+        )
     for path in args.tiger_models:
-        rows.append(_score_tiger_model(path, splits, transitions, args))
+        rows.append(_score_tiger_model(path, splits, train_sample, transitions, args))
     if args.dataset in PAPER_TEST:
         rows.append({"model": "TIGER paper (Table 2)", "validation": {}, "test": PAPER_TEST[args.dataset]})
     seconds = time.time() - started
@@ -209,6 +241,22 @@ def run(args: BaselineArguments) -> list[dict]:
                 f"| {row['model']} | {split} | {seen['num_examples']} | {seen['recall@10']:.4f} "
                 f"| {unseen['num_examples']} | {unseen['recall@10']:.4f} |"
             )
+    fitted = [row for row in rows if "training_fit" in row]
+    if fitted:
+        groups = list(fitted[0]["training_fit"]["by_count"])
+        print(
+            f"\nRecall@10 on {train_sample.num_rows} training rows (in-sample), by how often the row's pair occurs "
+            "in training (rows in brackets)\n"
+        )
+        print("| model | all | " + " | ".join(f"pair seen {g}x" for g in groups) + " |")
+        print("|---|---|" + "---|" * len(groups))
+        for row in fitted:
+            fit = row["training_fit"]
+            cells = [f"{fit['recall@10']:.3f}"] + [
+                f"{part['recall@10']:.3f} ({part['num_examples']})" if part["num_examples"] else "-"
+                for part in fit["by_count"].values()
+            ]
+            print(f"| {row['model']} | " + " | ".join(cells) + " |")
     if args.output_file:
         with open(args.output_file, "w", encoding="utf-8") as handle:
             json.dump({"dataset": args.dataset, "rows": rows}, handle, indent=2)
