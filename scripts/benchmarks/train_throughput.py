@@ -43,6 +43,10 @@ class ThroughputArguments:
         metadata={"help": "Settings to time: eager and/or compile."},
     )
     dataloader_num_workers: int = field(default=4, metadata={"help": "DataLoader workers."})
+    train_sampling_strategy: str = field(
+        default="random",
+        metadata={"help": "TrainingArguments.train_sampling_strategy, e.g. group_by_length (less padding)."},
+    )
     seed: int = field(default=42, metadata={"help": "Seed."})
 
 
@@ -72,7 +76,9 @@ class _StepTimer(TrainerCallback):
 def time_setting(tokenizer, train, batch_size: int, compiled: bool, args: ThroughputArguments) -> float:
     """Training steps per second of the paper-size TIGER for one batch size and compile setting."""
     set_seed(args.seed)
-    config = TigerConfig.from_tokenizer(tokenizer, **TigerModelArguments().model_sizes())  # defaults: paper size
+    config = TigerConfig.from_tokenizer(
+        tokenizer, **TigerModelArguments().model_sizes()
+    )  # defaults: paper size
     model = TigerForConditionalGeneration(config)
     model.set_catalogue(tokenizer)
     on_gpu = torch.cuda.is_available()
@@ -88,6 +94,7 @@ def time_setting(tokenizer, train, batch_size: int, compiled: bool, args: Throug
             optim="adamw_torch_fused" if on_gpu else "adamw_torch",
             torch_compile=compiled,
             dataloader_num_workers=args.dataloader_num_workers,
+            train_sampling_strategy=args.train_sampling_strategy,
             eval_strategy="no",
             save_strategy="no",
             logging_strategy="no",
@@ -128,7 +135,10 @@ def run(args: ThroughputArguments) -> list[dict]:
     print(
         f"\nTIGER paper size on {args.dataset} ({train.num_rows} training rows), {device}, torch {torch.__version__}"
     )
-    print(f"{platform.platform()}; steps {args.skip}..{args.steps} timed\n")
+    print(
+        f"{platform.platform()}; steps {args.skip}..{args.steps} timed; "
+        f"train_sampling_strategy={args.train_sampling_strategy}\n"
+    )
     print("| batch | eager steps/s | compiled steps/s | speed-up | examples/s (faster setting) |")
     print("|---|---|---|---|---|")
     for row in rows:
