@@ -109,7 +109,13 @@ class TigerModelArguments:
     num_layers: int = field(default=4, metadata={"help": "Encoder layers."})
     num_decoder_layers: int | None = field(default=None, metadata={"help": "Decoder layers (default num_layers)."})
     num_heads: int = field(default=6, metadata={"help": "Attention heads."})
-    dropout_rate: float = field(default=0.1, metadata={"help": "Dropout."})
+    dropout_rate: float | None = field(
+        default=None,
+        metadata={
+            "help": "Dropout: 0.1 for a new model when not given; with --model_name_or_path, the saved model's "
+            "unless given (the only size setting a warm start can change)."
+        },
+    )
     feed_forward_proj: str = field(default="relu", metadata={"help": "T5 feed-forward type (relu, gated-gelu)."})
 
     def model_sizes(self) -> dict[str, Any]:
@@ -120,7 +126,7 @@ class TigerModelArguments:
             "d_ff": self.d_ff,
             "num_layers": self.num_layers,
             "num_heads": self.num_heads,
-            "dropout_rate": self.dropout_rate,
+            "dropout_rate": 0.1 if self.dropout_rate is None else self.dropout_rate,
             "feed_forward_proj": self.feed_forward_proj,
         }
         if self.num_decoder_layers is not None:

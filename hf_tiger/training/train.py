@@ -121,11 +121,17 @@ def most_recent_prefixes(split: datasets.Dataset, per_user: int | None) -> datas
 
 
 def build_tiger_model(tokenizer, model_args: TigerModelArguments):
-    """A fresh TIGER sized by `model_args` (or the saved one at `model_name_or_path`) holding the tokenizer's catalogue."""
+    """A fresh TIGER sized by `model_args` (or the saved one at `model_name_or_path`) holding the tokenizer's catalogue.
+
+    A warm start keeps the saved architecture; only `dropout_rate`, when given, replaces the saved value.
+    """
     from hf_tiger import TigerConfig, TigerForConditionalGeneration
 
     if model_args.model_name_or_path:
-        model = TigerForConditionalGeneration.from_pretrained(model_args.model_name_or_path)
+        overrides = {} if model_args.dropout_rate is None else {"dropout_rate": model_args.dropout_rate}
+        model = TigerForConditionalGeneration.from_pretrained(model_args.model_name_or_path, **overrides)
+        if overrides:
+            logger.info(f"warm start from {model_args.model_name_or_path} with dropout_rate={model_args.dropout_rate}")
     else:
         config = TigerConfig.from_tokenizer(tokenizer, **model_args.model_sizes())
         model = TigerForConditionalGeneration(config)

@@ -40,3 +40,27 @@ def test_bad_configs_name_the_problem(tmp_path):
         TigerTrainingArguments(output_dir=str(tmp_path), generation_num_beams=5, metric_ks=[10])
     with pytest.raises(ValueError, match="metric_for_best_model"):
         TigerTrainingArguments(output_dir=str(tmp_path), metric_for_best_model="recall@20")
+
+
+def test_warm_start_keeps_the_saved_dropout_unless_given(tmp_path):
+    """build_tiger_model: a warm start keeps the saved architecture; only a given dropout_rate replaces the saved one."""
+    from hub_helpers import tiny_ml100k_tiger
+
+    from hf_tiger import SemanticIDTokenizer
+    from hf_tiger.training import TigerModelArguments
+    from hf_tiger.training.train import build_tiger_model
+
+    folder = tiny_ml100k_tiger(tmp_path / "tiger")  # saved with T5's default dropout 0.1 and d_model 16
+    tokenizer = SemanticIDTokenizer.from_pretrained(folder)
+    assert TigerModelArguments().model_sizes()["dropout_rate"] == 0.1  # a new model's default
+    kept = build_tiger_model(tokenizer, TigerModelArguments(model_name_or_path=str(folder)))
+    assert kept.config.dropout_rate == 0.1 and kept.config.d_model == 16
+    changed = build_tiger_model(
+        tokenizer, TigerModelArguments(model_name_or_path=str(folder), dropout_rate=0.0)
+    )
+    assert changed.config.dropout_rate == 0.0 and changed.config.d_model == 16
+    assert changed.encoder.block[0].layer[0].dropout.p == 0.0  # the modules, not only the config
+    fresh = build_tiger_model(
+        tokenizer, TigerModelArguments(d_model=32, d_kv=8, num_heads=2, dropout_rate=0.25)
+    )
+    assert fresh.config.dropout_rate == 0.25 and fresh.config.d_model == 32
