@@ -204,22 +204,24 @@ class LastItemTransitionRecommender(PopularityRecommender):
             entropy -= sum(n * math.log(n / source_total) for n in counts.values())
         return entropy / total if total else 0.0
 
-    def _probability(
-        self,
-        history: Sequence[Hashable],
-        target: Hashable,
-        smoothing: float,
-        num_items: int,
-        interpolation: float = 0.5,
+    def cross_entropy(
+        self, split: Any, num_items: int | None = None, smoothing: float = 1.0, interpolation: float = 0.5
     ) -> float:
-        """`interpolation * P_counts(target | last item) + (1 - interpolation) * P_popularity(target)`.
+        """Held-out cross-entropy (nats per item) of the counts interpolated with popularity.
 
-        A history whose last item never preceded anything in training falls back to the popularity term alone.
+        `P(target) = interpolation * P_counts(target | last item) + (1 - interpolation) * P_popularity(target)`;
+        a history whose last item never preceded anything in training gets the popularity term alone. See
+        [`PopularityRecommender.cross_entropy`] for the other arguments.
         """
         if not 0.0 <= interpolation < 1.0:
             raise ValueError(
                 f"interpolation must be in [0, 1) (1 gives unseen successors probability 0), got {interpolation}"
             )
+        return super().cross_entropy(split, num_items=num_items, smoothing=smoothing, interpolation=interpolation)
+
+    def _probability(
+        self, history: Sequence[Hashable], target: Hashable, smoothing: float, num_items: int, interpolation: float
+    ) -> float:
         popular = self._popularity_probability(target, smoothing, num_items)
         counts = self.transitions.get(history[-1]) if len(history) else None
         if not counts:

@@ -1,13 +1,16 @@
-"""Shared set-up for the hub / pipeline / cold-start tests: a tiny seeded recommender and an offline Hub cache."""
+"""Shared test set-up: tiny seeded models (a recommender; a TIGER over ML-100K), an offline Hub cache, and
+loading a script from `scripts/` as a module."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from types import ModuleType
 
 import torch
 
@@ -19,6 +22,7 @@ NUM_ITEMS = 12
 ITEM_IDS = [f"B{index:09d}" for index in range(NUM_ITEMS)]  # ASIN-like string ids
 ITEM_TEXTS = {item_id: f"item {index}; brand {index % 3}" for index, item_id in enumerate(ITEM_IDS)}
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def tiny_recommender(seed: int = 0, num_items: int = NUM_ITEMS, item_ids=None) -> hf_tiger.TigerRecommender:
@@ -37,18 +41,7 @@ def tiny_recommender(seed: int = 0, num_items: int = NUM_ITEMS, item_ids=None) -
     tokenizer = SemanticIDTokenizer.from_codes(
         codes, item_ids=item_ids, codebook_size=4, collision_size=num_items, num_user_buckets=4, max_history=6
     )
-    config = TigerConfig.from_tokenizer(
-        tokenizer,
-        d_model=16,
-        d_kv=8,
-        d_ff=32,
-        num_layers=1,
-        num_decoder_layers=1,
-        num_heads=2,
-        default_num_beams=8,
-    )
-    model = TigerForConditionalGeneration(config)
-    model.set_catalogue(tokenizer.catalogue_token_ids())
+    model = _tiny_tiger(tokenizer, default_num_beams=8)
     model.eval()
     return hf_tiger.TigerRecommender(
         model,
@@ -61,6 +54,17 @@ def tiny_recommender(seed: int = 0, num_items: int = NUM_ITEMS, item_ids=None) -
     )
 
 
+def _tiny_tiger(tokenizer: SemanticIDTokenizer, default_num_beams: int) -> TigerForConditionalGeneration:
+    """A random 1+1-layer, d_model 16 TIGER holding the tokenizer's catalogue."""
+    config = TigerConfig.from_tokenizer(
+        tokenizer, d_model=16, d_kv=8, d_ff=32, num_layers=1, num_decoder_layers=1, num_heads=2,
+        default_num_beams=default_num_beams,
+    )
+    model = TigerForConditionalGeneration(config)
+    model.set_catalogue(tokenizer.catalogue_token_ids())
+    return model
+
+
 def tiny_ml100k_tiger(folder: Path, num_items: int = 1682) -> Path:
     """An untrained but complete TIGER over ML-100K's catalogue (random codes), saved with its tokenizer."""
     generator = torch.Generator().manual_seed(0)
@@ -68,21 +72,19 @@ def tiny_ml100k_tiger(folder: Path, num_items: int = 1682) -> Path:
     tokenizer = SemanticIDTokenizer.from_codes(
         codes, item_ids=list(range(1, num_items + 1)), codebook_size=16, collision_size=64, num_user_buckets=8
     )
-    config = TigerConfig.from_tokenizer(
-        tokenizer,
-        d_model=16,
-        d_kv=8,
-        d_ff=32,
-        num_layers=1,
-        num_decoder_layers=1,
-        num_heads=2,
-        default_num_beams=10,
-    )
-    model = TigerForConditionalGeneration(config)
-    model.set_catalogue(tokenizer.catalogue_token_ids())
-    model.save_pretrained(folder)
+    _tiny_tiger(tokenizer, default_num_beams=10).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+def load_script(relative_path: str, monkeypatch) -> ModuleType:
+    """Import `scripts/<relative_path>` as a module (registered in `sys.modules` for the test's duration)."""
+    path = REPO_ROOT / "scripts" / relative_path
+    spec = importlib.util.spec_from_file_location(f"script_{path.stem}", path)
+    script = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, script)  # dataclasses look their module up
+    spec.loader.exec_module(script)
+    return script
 
 
 def fill_hub_cache(folder: Path, cache_dir: Path, repo_id: str, commit: str = COMMIT) -> Path:
@@ -118,9 +120,7 @@ _BLOCK_HF_TIGER = textwrap.dedent(
 )
 
 
-def run_without_hf_tiger(
-    code: str, hf_home: Path, cwd: Path, timeout: int = 300
-) -> subprocess.CompletedProcess:
+def run_without_hf_tiger(code: str, hf_home: Path, cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
     """Run `code` in a fresh Python where hf_tiger cannot be imported, offline, with the Hub cache in `hf_home`."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "TRANSFORMERS_", "PYTHON"))}
     env.update(
@@ -148,14 +148,8 @@ def build_hub_cache(tmp_path_factory, recommender: hf_tiger.TigerRecommender | N
     files = recommender.save_pretrained(folder, repo_id=REPO_ID)
     cache = root / "hf_home" / "hub"
     snapshot = fill_hub_cache(folder, cache, REPO_ID)
-    return {
-        "recommender": recommender,
-        "folder": folder,
-        "files": files,
-        "hf_home": root / "hf_home",
-        "cache": cache,
-        "snapshot": snapshot,
-    }
+    return {"recommender": recommender, "folder": folder, "files": files, "hf_home": root / "hf_home",
+            "cache": cache, "snapshot": snapshot}
 
 
 def use_hub_cache(monkeypatch, cache: Path) -> None:

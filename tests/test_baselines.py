@@ -1,14 +1,11 @@
 """Count-based baselines (hf_tiger.baselines) and their benchmark script, on hand-made rows and on ML-100K."""
 
-import importlib.util
 import json
 import math
-import sys
 from collections import Counter
-from pathlib import Path
 
 import pytest
-from hub_helpers import tiny_ml100k_tiger
+from hub_helpers import load_script, tiny_ml100k_tiger
 
 from hf_tiger.baselines import (
     LastItemTransitionRecommender,
@@ -18,8 +15,6 @@ from hf_tiger.baselines import (
     recall_by_transition_count,
 )
 from hf_tiger.data import load_sequences
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
 
 # Training rows as load_sequences writes them: every prefix of s[:-2] predicts its next item.
 TRAIN = {
@@ -173,20 +168,10 @@ def test_transitions_are_the_consecutive_pairs_of_the_training_prefixes(shared_d
     assert metrics["num_examples"] == 943
 
 
-def _load_script(monkeypatch):
-    spec = importlib.util.spec_from_file_location(
-        "baselines_script", REPO_ROOT / "scripts" / "benchmarks" / "baselines.py"
-    )
-    script = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, spec.name, script)  # dataclasses look their module up
-    spec.loader.exec_module(script)
-    return script
-
-
 def test_benchmark_scores_a_saved_tiger_model_with_the_transition_breakdown(
     shared_data_dir, tmp_path, capsys, monkeypatch
 ):
-    script = _load_script(monkeypatch)
+    script = load_script("benchmarks/baselines.py", monkeypatch)
     folder = tiny_ml100k_tiger(tmp_path / "tiger")
     rows = script.main(
         ["--data_dir", str(shared_data_dir), "--dataset", "ml-100k", "--tiger_models", str(folder)]
@@ -226,7 +211,7 @@ def test_benchmark_scores_a_saved_tiger_model_with_the_transition_breakdown(
 
 
 def test_benchmark_script_prints_the_table_with_tiger_rows(shared_data_dir, tmp_path, capsys, monkeypatch):
-    script = _load_script(monkeypatch)
+    script = load_script("benchmarks/baselines.py", monkeypatch)
     results = {
         "config": {"model": {"num_levels": 4}},
         "test": {

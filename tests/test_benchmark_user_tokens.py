@@ -1,36 +1,21 @@
 """scripts/benchmarks/user_tokens.py: held-out loss with the own, another user's and no user token."""
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
-from hub_helpers import tiny_ml100k_tiger
+from hub_helpers import load_script, tiny_ml100k_tiger
 
 from hf_tiger.data import load_sequences
 from hf_tiger.training.data import TigerDataCollator, tokenize_split
 from hf_tiger.training.evaluation import load_model_and_tokenizer
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-
-
-def _load_script(monkeypatch):
-    spec = importlib.util.spec_from_file_location(
-        "user_tokens_script", REPO_ROOT / "scripts" / "benchmarks" / "user_tokens.py"
-    )
-    script = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, spec.name, script)  # dataclasses look their module up
-    spec.loader.exec_module(script)
-    return script
-
 
 def test_user_token_table_and_own_user_loss_match_the_training_encoding(
     shared_data_dir, tmp_path, capsys, monkeypatch
 ):
-    script = _load_script(monkeypatch)
+    script = load_script("benchmarks/user_tokens.py", monkeypatch)
     folder = tiny_ml100k_tiger(tmp_path / "tiger")
     out_file = tmp_path / "user_tokens.json"
     results = script.main(
@@ -71,7 +56,7 @@ def test_user_token_table_and_own_user_loss_match_the_training_encoding(
 
 
 def test_user_token_errors_are_clear(shared_data_dir, tmp_path, monkeypatch):
-    script = _load_script(monkeypatch)
+    script = load_script("benchmarks/user_tokens.py", monkeypatch)
     folder = tiny_ml100k_tiger(tmp_path / "tiger")
     base = ["--model_name_or_path", str(folder), "--dataset", "ml-100k", "--data_dir", str(shared_data_dir)]
     with pytest.raises(ValueError, match="unknown split 'dev'"):
