@@ -15,6 +15,7 @@ from .pipeline import build_semantic_ids, prepare_tokenizer, run_pipeline, sampl
 from .train import (
     build_tiger_model,
     evaluate_split,
+    find_rqvae,
     package_versions,
     resolve_checkpoint,
     train_tiger,
@@ -32,6 +33,7 @@ __all__ = [
     "TigerTrainingArguments",
     "build_semantic_ids",
     "build_tiger_model",
+    "find_rqvae",
     "encode_examples",
     "evaluate_saved_model",
     "evaluate_split",

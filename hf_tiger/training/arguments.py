@@ -117,6 +117,25 @@ class TigerModelArguments:
         },
     )
     feed_forward_proj: str = field(default="relu", metadata={"help": "T5 feed-forward type (relu, gated-gelu)."})
+    attention_dropout_rate: float | None = field(
+        default=None,
+        metadata={
+            "help": "Dropout on attention probabilities (default: dropout_rate, as in T5; 0 = hidden states only, "
+            "much cheaper on CPU)."
+        },
+    )
+    embedding_init: str = field(
+        default="random",
+        metadata={
+            "help": "Token embeddings of a new model: 'random' (T5's initialisation) or 'rqvae' (the semantic-ID "
+            "levels start from the RQ-VAE's codebook vectors, projected to d_model; needs the RQ-VAE: the one stage "
+            "1 trains, --rqvae_name_or_path, or an 'rqvae' folder beside the tokenizer)."
+        },
+    )
+
+    def __post_init__(self):
+        if self.embedding_init not in ("random", "rqvae"):
+            raise ValueError(f"embedding_init must be 'random' or 'rqvae', got {self.embedding_init!r}")
 
     def model_sizes(self) -> dict[str, Any]:
         """Keyword arguments for `TigerConfig.from_tokenizer`."""
@@ -128,6 +147,7 @@ class TigerModelArguments:
             "num_heads": self.num_heads,
             "dropout_rate": 0.1 if self.dropout_rate is None else self.dropout_rate,
             "feed_forward_proj": self.feed_forward_proj,
+            "attention_dropout_rate": self.attention_dropout_rate,
         }
         if self.num_decoder_layers is not None:
             sizes["num_decoder_layers"] = self.num_decoder_layers
@@ -171,6 +191,13 @@ class TigerTrainingArguments(Seq2SeqTrainingArguments):
     learning_rate: float = field(default=1e-3, metadata={"help": "Peak learning rate."})
     weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay."})
     logging_steps: float = field(default=50, metadata={"help": "Log the training loss every N steps."})
+    train_sampling_strategy: str = field(
+        default="group_by_length",
+        metadata={
+            "help": "Training sampler: 'group_by_length' (default: batches of similar history length, far less "
+            "padding; Beauty's histories average 6.7 of 20 items) or the Trainer's 'random', 'sequential', ..."
+        },
+    )
 
     def __post_init__(self):
         super().__post_init__()

@@ -22,7 +22,7 @@ from .arguments import (
     TigerTrainingArguments,
     parse_args_with_config,
 )
-from .train import build_tiger_model, train_tiger, write_json
+from .train import build_tiger_model, find_rqvae, train_tiger, write_json
 
 logger = logging.get_logger(__name__)
 
@@ -291,7 +291,11 @@ def run_pipeline(
     from transformers import set_seed
 
     set_seed(training_args.seed)
-    model = build_tiger_model(tokenizer, model_args)
+    rqvae = None
+    if model_args.embedding_init == "rqvae":
+        built_here = "rqvae_seconds" in stage1 and not semantic_args.rqvae_name_or_path
+        rqvae = str(run_dir / "rqvae") if built_here else find_rqvae(semantic_args, model_args)
+    model = build_tiger_model(tokenizer, model_args, rqvae=rqvae)
     stage2_started = time.time()
     results = train_tiger(
         model,

@@ -120,23 +120,57 @@ def most_recent_prefixes(split: datasets.Dataset, per_user: int | None) -> datas
     return split.select(sorted(keep))
 
 
-def build_tiger_model(tokenizer, model_args: TigerModelArguments):
+def build_tiger_model(tokenizer, model_args: TigerModelArguments, rqvae=None):
     """A fresh TIGER sized by `model_args` (or the saved one at `model_name_or_path`) holding the tokenizer's catalogue.
 
-    A warm start keeps the saved architecture; only `dropout_rate`, when given, replaces the saved value.
+    A warm start keeps the saved architecture; only `dropout_rate`, when given, replaces the saved value. With
+    `model_args.embedding_init == "rqvae"` a new model's semantic-ID embeddings start from `rqvae`'s codebooks
+    (see [`TigerForConditionalGeneration.init_semantic_id_embeddings_`]).
+
+    Args:
+        tokenizer ([`SemanticIDTokenizer`]): the tokenizer (its catalogue becomes the model's).
+        model_args ([`TigerModelArguments`]): sizes, warm start, embedding initialisation.
+        rqvae ([`RQVAEModel`] or path, *optional*): the RQ-VAE the tokenizer's codes come from; needed for
+            `embedding_init="rqvae"`.
     """
     from hf_tiger import TigerConfig, TigerForConditionalGeneration
 
     if model_args.model_name_or_path:
         overrides = {} if model_args.dropout_rate is None else {"dropout_rate": model_args.dropout_rate}
         model = TigerForConditionalGeneration.from_pretrained(model_args.model_name_or_path, **overrides)
+        if model_args.attention_dropout_rate is not None:
+            model.set_attention_dropout(model_args.attention_dropout_rate)
         if overrides:
             logger.info(f"warm start from {model_args.model_name_or_path} with dropout_rate={model_args.dropout_rate}")
     else:
         config = TigerConfig.from_tokenizer(tokenizer, **model_args.model_sizes())
         model = TigerForConditionalGeneration(config)
+        if model_args.embedding_init == "rqvae":
+            if rqvae is None:
+                raise ValueError(
+                    "embedding_init='rqvae' needs the RQ-VAE the tokenizer was built from: pass "
+                    "--rqvae_name_or_path (or keep the 'rqvae' folder stage 1 writes beside 'tokenizer')"
+                )
+            if isinstance(rqvae, (str, os.PathLike)):
+                from hf_tiger.models.rqvae import RQVAEModel
+
+                rqvae = RQVAEModel.from_pretrained(rqvae)
+            levels = model.init_semantic_id_embeddings_(rqvae.quantizer.codebooks)
+            logger.info(f"semantic-ID embeddings of {levels} levels initialised from the RQ-VAE codebooks")
     model.set_catalogue(tokenizer)
     return model
+
+
+def find_rqvae(semantic_args, model_args: TigerModelArguments) -> str | None:
+    """The RQ-VAE folder of a saved tokenizer: `--rqvae_name_or_path`, else an `rqvae` folder beside the tokenizer
+    (the layout `run_pipeline` writes: `RUN/tokenizer`, `RUN/rqvae`)."""
+    if getattr(semantic_args, "rqvae_name_or_path", None):
+        return semantic_args.rqvae_name_or_path
+    if model_args.tokenizer_name_or_path:
+        candidate = Path(model_args.tokenizer_name_or_path).parent / "rqvae"
+        if (candidate / "config.json").is_file():
+            return str(candidate)
+    return None
 
 
 class _History(TrainerCallback):

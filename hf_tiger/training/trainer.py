@@ -96,7 +96,11 @@ class TigerTrainer(Seq2SeqTrainer):
         outputs = model(**model_inputs)
         logits = outputs["logits"] if isinstance(outputs, dict) else outputs[0]
         loss = F.cross_entropy(
-            logits.float().reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100, reduction="sum"
+            logits.float().reshape(-1, logits.shape[-1]),
+            labels.reshape(-1),
+            ignore_index=-100,
+            reduction="sum",
+            label_smoothing=float(getattr(self.args, "label_smoothing_factor", 0.0) or 0.0),
         )
         if num_items_in_batch is None:
             loss = loss / (labels != -100).sum().clamp(min=1)

@@ -81,3 +81,64 @@ def test_trainer_metrics_equal_recommend_metrics(ml100k, tiny_tokenizer, tmp_pat
         logits = model(**batch).logits
         per_token = torch.nn.functional.cross_entropy(logits.transpose(1, 2), batch["labels"], reduction="none")
     assert metrics["eval_loss"] == pytest.approx(per_token.mean().item(), rel=1e-5)
+
+
+def _loss_trainer(model, tokenizer, tmp_path, **kwargs):
+    args = TigerTrainingArguments(
+        output_dir=str(tmp_path), use_cpu=True, report_to="none", eval_strategy="no", save_strategy="no",
+        load_best_model_at_end=False, **kwargs,
+    )
+    return TigerTrainer(model=model, args=args, processing_class=tokenizer,
+                        data_collator=TigerDataCollator(pad_token_id=tokenizer.pad_token_id))
+
+
+def test_label_smoothing_factor_smooths_the_training_loss(ml100k, tiny_tokenizer, tmp_path):
+    sequences, _ = ml100k
+    torch.manual_seed(0)
+    model = build_tiger_model(tiny_tokenizer, TigerModelArguments(**TINY_MODEL)).eval()
+    split = sequences["train"].select(range(9))
+    batch = tiny_tokenizer.batch_encode_histories(
+        [list(h) for h in split["history"]], user_ids=list(split["user_id"]), targets=list(split["target"])
+    )
+    plain = _loss_trainer(model, tiny_tokenizer, tmp_path).compute_loss(model, dict(batch))
+    smoothed = _loss_trainer(model, tiny_tokenizer, tmp_path, label_smoothing_factor=0.2).compute_loss(
+        model, dict(batch)
+    )
+    with torch.no_grad():
+        logits = model(**batch).logits
+    log_probs = logits.log_softmax(-1)
+    nll = -log_probs.gather(-1, batch["labels"].unsqueeze(-1)).squeeze(-1).mean()
+    uniform = -log_probs.mean(-1).mean()
+    assert plain.item() == pytest.approx(nll.item(), rel=1e-5)
+    assert smoothed.item() == pytest.approx((0.8 * nll + 0.2 * uniform).item(), rel=1e-5)
+
+
+def test_training_batches_are_grouped_by_length_by_default(tmp_path):
+    args = TigerTrainingArguments(output_dir=str(tmp_path), report_to="none")
+    assert args.train_sampling_strategy == "group_by_length"
+
+
+def test_build_tiger_model_embedding_init_from_rqvae(tiny_tokenizer, tmp_path):
+    from hf_tiger import RQVAEConfig, RQVAEModel
+
+    rqvae = RQVAEModel(RQVAEConfig(input_dim=6, hidden_dims=[12], latent_dim=4, codebook_size=8, num_levels=3))
+    rqvae.kmeans_init_(torch.randn(64, 6, generator=torch.Generator().manual_seed(0)))
+    rqvae.save_pretrained(tmp_path / "rqvae")
+    torch.manual_seed(0)
+    random_init = build_tiger_model(tiny_tokenizer, TigerModelArguments(**TINY_MODEL))
+    torch.manual_seed(0)
+    from_codebooks = build_tiger_model(
+        tiny_tokenizer, TigerModelArguments(**TINY_MODEL, embedding_init="rqvae"), rqvae=str(tmp_path / "rqvae")
+    )
+    level0 = slice(tiny_tokenizer.level_offsets[0], tiny_tokenizer.level_offsets[0] + 8)
+    assert not torch.equal(random_init.shared.weight[level0], from_codebooks.shared.weight[level0])
+    # codes whose codebook vectors are close get close embeddings
+    codebook = rqvae.quantizer.codebooks[0].detach()
+    embedded = from_codebooks.shared.weight[level0].detach()
+    code_dist = torch.cdist(codebook, codebook).flatten()
+    embed_dist = torch.cdist(embedded, embedded).flatten()
+    assert torch.corrcoef(torch.stack([code_dist, embed_dist]))[0, 1] > 0.8
+    with pytest.raises(ValueError, match="embedding_init='rqvae' needs the RQ-VAE"):
+        build_tiger_model(tiny_tokenizer, TigerModelArguments(**TINY_MODEL, embedding_init="rqvae"))
+    with pytest.raises(ValueError, match="embedding_init must be 'random' or 'rqvae'"):
+        TigerModelArguments(embedding_init="codebook")

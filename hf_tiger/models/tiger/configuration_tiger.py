@@ -41,6 +41,10 @@ class TigerConfig(T5Config):
             `from_tokenizer` / `set_catalogue(tokenizer)`; a tokenizer that maps these items differently is refused.
         vocab_size (`int`, *optional*, defaults to 0): 0 means the end of the last level's token range.
         decoder_start_token_id (`int`, *optional*, defaults to 0): `<pad>`, as in T5.
+        attention_dropout_rate (`float`, *optional*):
+            Dropout on the attention probabilities; `None` means `dropout_rate` (T5's behaviour). 0 keeps dropout
+            on the hidden states only: on CPU the attention-probability masks (batch x heads x length x length
+            random draws per layer) cost about a third of a training step of the small models.
         kwargs: any [`T5Config`] argument (`d_model`, `num_layers`, `num_heads`, `d_ff`, `dropout_rate`, ...).
 
     Example:
@@ -73,6 +77,7 @@ class TigerConfig(T5Config):
     default_num_beams: int = 20
     item_mapping_fingerprint: str | None = None
     item_mapping_size: int = 0
+    attention_dropout_rate: float | None = None
 
     def __post_init__(self, **kwargs):
         if self.codebook_sizes is None:
@@ -93,6 +98,8 @@ class TigerConfig(T5Config):
         self._validate_tiger()
 
     def _validate_tiger(self) -> None:
+        if self.attention_dropout_rate is not None and not 0.0 <= float(self.attention_dropout_rate) < 1.0:
+            raise ValueError(f"attention_dropout_rate must be in [0, 1) or None, got {self.attention_dropout_rate}")
         if self.num_levels < 1:
             raise ValueError(f"num_levels must be >= 1, got {self.num_levels}")
         if len(self.codebook_sizes) != self.num_levels:

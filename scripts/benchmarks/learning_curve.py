@@ -1,0 +1,352 @@
+#!/usr/bin/env python
+"""Benchmark: learning curves of TIGER training recipes at an equal budget, beside the count baselines.
+
+Usage:
+    python scripts/benchmarks/learning_curve.py --dataset ml-100k --data_dir ../shared/data \
+        --budget_examples 200000 --output_dir runs/curves-ml100k
+    python scripts/benchmarks/learning_curve.py --dataset amazon-p5/beauty --data_dir ../shared/data \
+        --tokenizer_name_or_path runs/beauty/tokenizer --budget_examples 1000000 --max_eval_samples 4000 \
+        --recipes no_user_tokens small_batch --output_dir runs/curves-beauty
+
+Every recipe starts from the dataset's shipped config (`scripts/configs/`, or `--config`) with its overrides
+(the `RECIPES` below, or `--recipe_file` YAML: `name: {argument: value, ...}`), trains for the same number of
+training examples (`--budget_examples`, so each recipe's cosine schedule ends with the budget) and is scored at
+`--num_points` evenly spaced points on:
+- validation rows (all, or a fixed random `--max_eval_samples`): Recall@10 / NDCG@10 from constrained beam search
+  (`--num_beams`, 20 by default), and Recall@10 on the rows whose (last item -> target) pair occurs in training
+  ("seen") and on the rest ("unseen");
+- a fixed random sample of the rows it trains on (`--train_sample_size`): in-sample Recall@10.
+Examples seen and training seconds (evaluation excluded) are printed for every point, and most-popular and
+last-item transition counts are scored on the same rows. Test is never read: recipes are compared on validation.
+Stage 1 (embeddings -> RQ-VAE -> tokenizer) is built once into `OUTPUT_DIR/stage1` unless a tokenizer is given.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import platform
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import HfArgumentParser, TrainerCallback, set_seed
+
+from hf_tiger.baselines import LastItemTransitionRecommender, PopularityRecommender, recall_by_seen_transition
+from hf_tiger.data import load_items, load_sequences
+from hf_tiger.metrics import compute_retrieval_metrics
+from hf_tiger.training import build_tiger_model, find_rqvae, prepare_tokenizer, train_tiger
+from hf_tiger.training.pipeline import pipeline_arguments
+from hf_tiger.training.train import most_recent_prefixes
+
+# Recipe name -> overrides of the shipped config (any DataArguments / TigerModelArguments / TigerTrainingArguments
+# field). "shipped" is the config as it is; the others test one hypothesis each against it, or combine winners.
+RECIPES: dict[str, dict[str, Any]] = {
+    "shipped": {},
+    "no_user_tokens": {"use_user_tokens": False},
+    "small_batch": {"use_user_tokens": False, "per_device_train_batch_size": 64, "learning_rate": 1e-3},
+    "rqvae_init": {
+        "use_user_tokens": False,
+        "per_device_train_batch_size": 64,
+        "learning_rate": 1e-3,
+        "embedding_init": "rqvae",
+    },
+    "label_smoothing": {
+        "use_user_tokens": False,
+        "per_device_train_batch_size": 64,
+        "learning_rate": 1e-3,
+        "label_smoothing_factor": 0.1,
+    },
+    "no_dropout": {
+        "use_user_tokens": False,
+        "per_device_train_batch_size": 64,
+        "learning_rate": 1e-3,
+        "dropout_rate": 0.0,
+    },
+    "high_lr": {"use_user_tokens": False, "per_device_train_batch_size": 64, "learning_rate": 3e-3},
+    "no_attention_dropout": {
+        "use_user_tokens": False,
+        "per_device_train_batch_size": 64,
+        "learning_rate": 1e-3,
+        "attention_dropout_rate": 0.0,
+    },
+    "all_prefixes": {
+        "use_user_tokens": False,
+        "per_device_train_batch_size": 64,
+        "learning_rate": 1e-3,
+        "max_train_prefixes_per_user": None,
+    },
+}
+
+
+@dataclass
+class CurveArguments:
+    dataset: str = field(default="ml-100k", metadata={"help": "load_sequences name."})
+    data_dir: str | None = field(default=None, metadata={"help": "Root of the shared data (../shared/data)."})
+    output_dir: str = field(default="runs/learning-curve", metadata={"help": "Runs, stage 1 and curves.json."})
+    config: str | None = field(default=None, metadata={"help": "Base config (default: the dataset's shipped one)."})
+    tokenizer_name_or_path: str | None = field(
+        default=None, metadata={"help": "A saved tokenizer (with its 'rqvae' folder beside it for rqvae_init)."}
+    )
+    recipes: list[str] = field(
+        default_factory=lambda: ["shipped", "no_user_tokens", "small_batch", "rqvae_init", "label_smoothing"],
+        metadata={"help": f"Recipes to train, from {sorted(RECIPES)} or --recipe_file."},
+    )
+    recipe_file: str | None = field(default=None, metadata={"help": "YAML/JSON: recipe name -> overrides."})
+    budget_examples: int = field(default=200_000, metadata={"help": "Training examples per recipe."})
+    num_points: int = field(default=4, metadata={"help": "Evaluation points, evenly spaced over the budget."})
+    max_eval_samples: int | None = field(
+        default=None, metadata={"help": "Score a fixed random sample of this many validation rows (default all)."}
+    )
+    train_sample_size: int = field(default=1000, metadata={"help": "Training rows scored in-sample."})
+    num_beams: int = field(default=20, metadata={"help": "Beams of the constrained search."})
+    seed: int = field(default=42, metadata={"help": "Seed of the samples and of every recipe."})
+
+    def __post_init__(self):
+        for name in ("budget_examples", "num_points", "train_sample_size", "num_beams"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.max_eval_samples is not None and self.max_eval_samples < 1:
+            raise ValueError(f"max_eval_samples must be >= 1 or unset, got {self.max_eval_samples}")
+
+
+def _sample(split, size: int | None, seed: int):
+    if size is None or size >= split.num_rows:
+        return split
+    return split.select(sorted(random.Random(seed).sample(range(split.num_rows), size)))
+
+
+def score_rows(ranked, rows, transitions) -> dict[str, float]:
+    """Recall/NDCG@10 of ranked item lists on `rows`, with Recall@10 on seen / unseen transitions."""
+    metrics = compute_retrieval_metrics(ranked, rows["target"], ks=(10,))
+    by_transition = recall_by_seen_transition(ranked, rows, transitions, k=10)
+    return {
+        "recall@10": metrics["recall@10"],
+        "ndcg@10": metrics["ndcg@10"],
+        "seen_recall@10": by_transition["seen"]["recall@10"],
+        "unseen_recall@10": by_transition["unseen"]["recall@10"],
+    }
+
+
+class CurvePoints(TrainerCallback):
+    """Scores the model at fixed steps; the time spent scoring is kept out of the training seconds."""
+
+    def __init__(self, steps, tokenizer, validation, train_sample, transitions, use_user_tokens, num_beams, batch):
+        self.steps = set(steps)
+        self.tokenizer, self.validation, self.train_sample = tokenizer, validation, train_sample
+        self.transitions, self.use_user_tokens, self.num_beams, self.batch = (
+            transitions,
+            use_user_tokens,
+            num_beams,
+            batch,
+        )
+        self.points: list[dict[str, Any]] = []
+        self.paused = 0.0
+        self.started = time.perf_counter()
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.started = time.perf_counter()
+
+    def _rank(self, model, rows):
+        user_ids = list(rows["user_id"]) if self.use_user_tokens and self.tokenizer.num_user_buckets else None
+        return model.recommend(list(rows["history"]), self.tokenizer, user_ids=user_ids, top_k=10,
+                               num_beams=self.num_beams)
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        if state.global_step not in self.steps:
+            return control
+        train_seconds = time.perf_counter() - self.started - self.paused
+        paused_at = time.perf_counter()
+        validation = score_rows(self._rank(model, self.validation), self.validation, self.transitions)
+        fitted = compute_retrieval_metrics(self._rank(model, self.train_sample), self.train_sample["target"], ks=(10,))
+        self.points.append(
+            {
+                "step": state.global_step,
+                "examples_seen": state.global_step * self.batch,
+                "train_seconds": train_seconds,
+                "validation": validation,
+                "train_sample_recall@10": fitted["recall@10"],
+            }
+        )
+        model.train()
+        self.paused += time.perf_counter() - paused_at
+        return control
+
+
+def load_recipes(args: CurveArguments) -> dict[str, dict[str, Any]]:
+    recipes = dict(RECIPES)
+    if args.recipe_file:
+        from hf_tiger.training import load_config_file
+
+        for name, overrides in load_config_file(args.recipe_file).items():
+            if not isinstance(overrides, dict):
+                raise ValueError(f"recipe {name!r} in {args.recipe_file} must map argument names to values")
+            recipes[name] = overrides
+    unknown = [name for name in args.recipes if name not in recipes]
+    if unknown:
+        raise ValueError(f"unknown recipes {unknown}; known: {sorted(recipes)}")
+    return recipes
+
+
+def run_recipe(name, overrides, args: CurveArguments, splits, tokenizer, stage1_dir, transitions, validation):
+    output_dir = Path(args.output_dir) / name
+    data_args, semantic_args, model_args, training_args = pipeline_arguments(
+        args.dataset,
+        args.data_dir,
+        str(output_dir),
+        config=args.config,
+        **{
+            **overrides,
+            "seed": args.seed,
+            "max_train_seconds": None,
+            "eval_strategy": "no",
+            "save_strategy": "no",
+            "load_best_model_at_end": False,
+            "report_to": "none",
+            "disable_tqdm": True,
+            "logging_steps": 10**9,
+        },
+    )
+    batch = training_args.per_device_train_batch_size * training_args.gradient_accumulation_steps
+    steps = max(1, args.budget_examples // batch)
+    training_args.max_steps = steps
+    training_args.num_train_epochs = 1.0
+    points = sorted({max(1, round(steps * (i + 1) / args.num_points)) for i in range(args.num_points)})
+    train_rows = most_recent_prefixes(splits["train"], data_args.max_train_prefixes_per_user)
+    callback = CurvePoints(
+        points,
+        tokenizer,
+        validation,
+        _sample(train_rows, args.train_sample_size, args.seed),
+        transitions,
+        data_args.use_user_tokens,
+        args.num_beams,
+        batch,
+    )
+    set_seed(args.seed)
+    rqvae = find_rqvae(semantic_args, dataclasses.replace(model_args, tokenizer_name_or_path=str(stage1_dir)))
+    model = build_tiger_model(tokenizer, model_args, rqvae=rqvae if model_args.embedding_init == "rqvae" else None)
+    started = time.perf_counter()
+    train_tiger(model, tokenizer, splits, training_args, data_args, callbacks=[callback], evaluate_test=False)
+    return {
+        "recipe": name,
+        "overrides": overrides,
+        "batch_size": batch,
+        "steps": steps,
+        "train_rows": train_rows.num_rows,
+        "wall_seconds": time.perf_counter() - started,
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "points": callback.points,
+    }
+
+
+def baseline_rows(splits, validation, train_sample_size, seed, max_prefixes) -> list[dict[str, Any]]:
+    train_rows = most_recent_prefixes(splits["train"], max_prefixes)
+    fitted_sample = _sample(train_rows, train_sample_size, seed)
+    rows = []
+    for name, recommender in (
+        ("most popular", PopularityRecommender()),
+        ("last-item transitions", LastItemTransitionRecommender()),
+    ):
+        recommender.fit(splits["train"])
+        transitions = recommender if isinstance(recommender, LastItemTransitionRecommender) else None
+        rows.append({"name": name, "recommender": recommender, "transitions": transitions})
+    transitions = rows[1]["recommender"]
+    out = []
+    for row in rows:
+        recommender = row["recommender"]
+        validation_ranked = recommender.recommend(validation["history"], k=10)
+        fitted = recommender.recommend(fitted_sample["history"], k=10)
+        out.append(
+            {
+                "name": row["name"],
+                "validation": score_rows(validation_ranked, validation, transitions),
+                "train_sample_recall@10": compute_retrieval_metrics(fitted, fitted_sample["target"], ks=(10,))[
+                    "recall@10"
+                ],
+            }
+        )
+    return out
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def print_table(args: CurveArguments, results: list[dict], baselines: list[dict], validation_rows: int) -> None:
+    print(
+        f"\nLearning curves on {args.dataset}: {validation_rows} validation rows, {args.num_beams} beams, "
+        f"budget {args.budget_examples:,} training examples; {cpu_name()}, {torch.get_num_threads()} threads, "
+        f"torch {torch.__version__}\n"
+    )
+    print("| recipe | examples seen | train s | val R@10 | val N@10 | val R@10 seen | val R@10 unseen | train R@10 |")
+    print("|---|---|---|---|---|---|---|---|")
+    for row in baselines:
+        v = row["validation"]
+        print(
+            f"| {row['name']} | - | - | {v['recall@10']:.4f} | {v['ndcg@10']:.4f} | {v['seen_recall@10']:.4f} | "
+            f"{v['unseen_recall@10']:.4f} | {row['train_sample_recall@10']:.4f} |"
+        )
+    for result in results:
+        for point in result["points"]:
+            v = point["validation"]
+            print(
+                f"| {result['recipe']} | {point['examples_seen']:,} | {point['train_seconds']:.0f} | "
+                f"{v['recall@10']:.4f} | {v['ndcg@10']:.4f} | {v['seen_recall@10']:.4f} | "
+                f"{v['unseen_recall@10']:.4f} | {point['train_sample_recall@10']:.4f} |"
+            )
+
+
+def run(args: CurveArguments) -> dict[str, Any]:
+    recipes = load_recipes(args)
+    output_dir = Path(args.output_dir)
+    splits = load_sequences(args.dataset, data_dir=args.data_dir)
+    stage1_dir = Path(args.tokenizer_name_or_path) if args.tokenizer_name_or_path else output_dir / "stage1" / "tokenizer"
+    if args.tokenizer_name_or_path is None and not (stage1_dir / "tokenizer_config.json").is_file():
+        data_args, semantic_args, model_args, training_args = pipeline_arguments(
+            args.dataset, args.data_dir, str(output_dir / "stage1"), config=args.config, seed=args.seed
+        )
+        prepare_tokenizer(model_args, semantic_args, data_args, training_args, items=load_items(args.dataset,
+                                                                                                 data_dir=args.data_dir))
+    from hf_tiger import SemanticIDTokenizer
+
+    tokenizer = SemanticIDTokenizer.from_pretrained(str(stage1_dir))
+    validation = _sample(splits["validation"], args.max_eval_samples, args.seed)
+    transitions = LastItemTransitionRecommender().fit(splits["train"])
+    base_data_args = pipeline_arguments(args.dataset, args.data_dir, str(output_dir), config=args.config)[0]
+    baselines = baseline_rows(
+        splits, validation, args.train_sample_size, args.seed, base_data_args.max_train_prefixes_per_user
+    )
+    results = []
+    for name in args.recipes:
+        results.append(run_recipe(name, recipes[name], args, splits, tokenizer, stage1_dir, transitions, validation))
+        print_table(args, results, baselines, validation.num_rows)
+    payload = {
+        "dataset": args.dataset,
+        "arguments": dataclasses.asdict(args),
+        "machine": {"cpu": cpu_name(), "threads": torch.get_num_threads(), "torch": torch.__version__},
+        "validation_rows": validation.num_rows,
+        "baselines": baselines,
+        "recipes": results,
+    }
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / "curves.json").write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+    return payload
+
+
+def main(argv=None) -> dict[str, Any]:
+    (args,) = HfArgumentParser(CurveArguments).parse_args_into_dataclasses(args=argv)
+    return run(args)
+
+
+if __name__ == "__main__":
+    main()
