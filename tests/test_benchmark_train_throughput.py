@@ -7,30 +7,47 @@ SCRIPT = "benchmarks/train_throughput.py"
 
 
 def _base_args(folder, data_dir) -> list[str]:
-    """A tiny TIGER's tokenizer on ML-100K, batch 4, no DataLoader workers."""
+    """A tiny TIGER's tokenizer on ML-100K, a tiny model, batch 4, no DataLoader workers."""
     return [
         *("--tokenizer_name_or_path", str(folder), "--data_dir", str(data_dir), "--dataset", "ml-100k"),
-        *("--batch_sizes", "4", "--dataloader_num_workers", "0"),
+        *("--batch_sizes", "4", "--d_model", "16", "--d_ff", "32", "--num_layers", "1"),
     ]
 
 
-@pytest.mark.parametrize("strategy", ["random", "group_by_length"])
-def test_throughput_table_on_cpu(shared_data_dir, tmp_path, capsys, monkeypatch, strategy):
+def test_throughput_table_on_cpu(shared_data_dir, tmp_path, capsys, monkeypatch):
     script = load_script(SCRIPT, monkeypatch)
     base = _base_args(tiny_ml100k_tiger(tmp_path / "tiger"), shared_data_dir)
-    rows = script.main(
-        [*base, "--steps", "4", "--skip", "1", "--compile_modes", "eager", "--train_sampling_strategy", strategy]
-    )
+    settings = ["bare", "trainer_random", "trainer_grouped", "default"]
+    rows = script.main([*base, "--steps", "4", "--skip", "1", "--settings", *settings])
     printed = capsys.readouterr().out
-    assert [row["batch_size"] for row in rows] == [4] and rows[0]["eager"] > 0
-    assert f"train_sampling_strategy={strategy}" in printed
-    assert "| 4 | " in printed and "| batch | eager steps/s |" in printed
+    assert [row["setting"] for row in rows] == settings
+    for row in rows:
+        assert row["examples_per_second"] > 0 and row["gflops"] > 0
+        assert row["examples_timed"] == 3 * 4  # steps 1..4 of batch 4
+    # random batches are padded to their longest history; grouped batches are not wider
+    assert rows[2]["mean_width"] <= rows[1]["mean_width"]
+    assert "| batch | setting | examples/s | vs bare |" in printed and "| 4 | bare |" in printed
+    assert "matmul peak fp32" in printed and "CPU bf16:" in printed
 
 
 def test_throughput_bad_settings_are_clear_errors(shared_data_dir, tmp_path, monkeypatch):
     script = load_script(SCRIPT, monkeypatch)
     base = _base_args(tiny_ml100k_tiger(tmp_path / "tiger"), shared_data_dir)
-    with pytest.raises(ValueError, match="compile_modes takes 'eager' and 'compile'"):
-        script.main([*base, "--compile_modes", "fast"])
+    with pytest.raises(ValueError, match=r"unknown settings \['fast'\]"):
+        script.main([*base, "--settings", "fast"])
     with pytest.raises(ValueError, match=r"--steps \(2\) must exceed --skip \(5\)"):
-        script.main([*base, "--steps", "2", "--skip", "5", "--compile_modes", "eager"])
+        script.main([*base, "--steps", "2", "--skip", "5"])
+
+
+def test_plain_dropout_swaps_tiger_dropout_back(monkeypatch, tmp_path):
+    from torch import nn
+
+    from hf_tiger import TigerForConditionalGeneration
+    from hf_tiger.models.tiger.modeling_tiger import TigerDropout
+
+    script = load_script(SCRIPT, monkeypatch)
+    model = TigerForConditionalGeneration.from_pretrained(tiny_ml100k_tiger(tmp_path / "tiger"))
+    assert any(isinstance(m, TigerDropout) for m in model.modules())
+    script.plain_dropout_(model)
+    dropouts = [m for m in model.modules() if isinstance(m, nn.Dropout)]
+    assert dropouts and all(type(m) is nn.Dropout for m in dropouts)

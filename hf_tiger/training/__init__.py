@@ -9,7 +9,7 @@ from .arguments import (
     load_config_file,
     parse_args_with_config,
 )
-from .data import TigerDataCollator, encode_examples, tokenize_sequences, tokenize_split
+from .data import TigerDataCollator, encode_examples, sort_by_length, tokenize_sequences, tokenize_split
 from .evaluation import evaluate_saved_model, load_model_and_tokenizer, recommend_with_text
 from .pipeline import build_semantic_ids, prepare_tokenizer, run_pipeline, sample_recommendations
 from .train import (
@@ -47,6 +47,7 @@ __all__ = [
     "run_pipeline",
     "sample_recommendations",
     "tokenize_sequences",
+    "sort_by_length",
     "tokenize_split",
     "train_tiger",
     "write_json",

@@ -20,7 +20,7 @@ from transformers.trainer_utils import get_last_checkpoint
 from transformers.utils import logging
 
 from .arguments import DataArguments, TigerModelArguments, TigerTrainingArguments
-from .data import TigerDataCollator, tokenize_split
+from .data import TigerDataCollator, sort_by_length, tokenize_split
 from .trainer import TigerTrainer
 
 logger = logging.get_logger(__name__)
@@ -225,7 +225,7 @@ def evaluate_split(
             num_proc=data_args.preprocessing_num_workers,
             split_name=split_name,
         )
-    return trainer.predict(encoded, metric_key_prefix=split_name).metrics
+    return trainer.predict(sort_by_length(encoded), metric_key_prefix=split_name).metrics
 
 
 def train_tiger(
@@ -289,7 +289,7 @@ def train_tiger(
         model=model,
         args=training_args,
         train_dataset=encoded["train"],
-        eval_dataset=encoded["validation"],
+        eval_dataset=sort_by_length(encoded["validation"]),
         data_collator=collator,
         processing_class=tokenizer,
         callbacks=[history, *([budget] if budget else []), *(callbacks or [])],

@@ -1,31 +1,52 @@
 #!/usr/bin/env python
-"""Benchmark: TigerTrainer training steps per second, eager vs. torch.compile (same model, same batches).
+"""Benchmark: TIGER training examples per second, side by side in one run (same model, data and machine).
 
 Usage:
     python scripts/benchmarks/train_throughput.py --data_dir ../shared/data --dataset amazon-p5/beauty \
-        --tokenizer_name_or_path runs/beauty/tokenizer [--batch_sizes 256 1024] [--steps 260]
+        --tokenizer_name_or_path runs/beauty/tokenizer [--batch_sizes 256] [--steps 40] [--skip 5] \
+        [--settings bare trainer_random trainer_grouped default bf16_grouped compile]
 
-Builds the paper-size TIGER (4+4 layers, d_model 128, 6 heads, d_ff 1024) on the tokenizer's catalogue, then for
-each batch size trains `--steps` steps with the Trainer (bf16 + fused AdamW on a GPU), once eagerly and once with
-`torch_compile=True`, and prints a Markdown table. Steps/s are timed from step `--skip` on (compilation and
-data-loader start-up excluded), with the device synchronised at both ends.
+Builds the paper-size TIGER (4+4 layers, d_model 128, 6 heads, d_ff 1024, dropout 0.1; or the sizes given) on the
+tokenizer's catalogue and times `--steps` training steps per setting, from step `--skip` on:
+
+- `bare`: a plain PyTorch loop (`model(...).loss.backward()`, `AdamW.step()`) over random full-length batches,
+  with `nn.Dropout` and T5's attention dropout: what a user writes by hand, fp32;
+- `trainer_random`: the training script's path with the settings that were the defaults before this benchmark
+  (random batches, `nn.Dropout`, attention dropout = dropout_rate), fp32;
+- `trainer_grouped`: the same with length-grouped batches;
+- `default`: the training script's path with today's defaults (length-grouped batches, `TigerDropout`), plus
+  `--attention_dropout_rate` when given;
+- `bf16_grouped`: `default` with `bf16=True` (autocast; on CPU worthwhile only with AMX / AVX512-BF16);
+- `compile`: `default` with `torch_compile=True`.
+
+For each it prints examples/s, the mean padded input width, the achieved GFLOP/s (FLOPs of every timed batch
+counted with `torch.utils.flop_counter` at its shape) and the share of the machine's measured fp32 matmul peak
+(a 4096x1024x1024 matmul, timed in the same run, fp32 and bf16). The CPU's name and whether it has AMX /
+AVX512-BF16 are printed with the table.
 """
 
 from __future__ import annotations
 
 import platform
+import random
 import tempfile
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 from transformers import HfArgumentParser, TrainerCallback, set_seed
 
 from hf_tiger import SemanticIDTokenizer, TigerConfig, TigerForConditionalGeneration
 from hf_tiger.data import load_sequences
+from hf_tiger.models.tiger.modeling_tiger import TigerDropout
 from hf_tiger.training import TigerModelArguments, TigerTrainingArguments
 from hf_tiger.training.data import TigerDataCollator, tokenize_split
 from hf_tiger.training.trainer import TigerTrainer
+
+SETTINGS = ("bare", "trainer_random", "trainer_grouped", "default", "bf16_grouped", "compile")
 
 
 @dataclass
@@ -33,21 +54,28 @@ class ThroughputArguments:
     tokenizer_name_or_path: str = field(metadata={"help": "A saved SemanticIDTokenizer (or model folder)."})
     data_dir: str | None = field(default=None, metadata={"help": "Root of the shared data (../shared/data)."})
     dataset: str = field(default="amazon-p5/beauty", metadata={"help": "load_sequences name."})
-    batch_sizes: list[int] = field(
-        default_factory=lambda: [256, 1024], metadata={"help": "Batch sizes to time."}
+    batch_sizes: list[int] = field(default_factory=lambda: [256], metadata={"help": "Batch sizes to time."})
+    steps: int = field(default=40, metadata={"help": "Training steps per setting."})
+    skip: int = field(default=5, metadata={"help": "Steps before the timer starts (warm-up, compilation)."})
+    settings: list[str] = field(
+        default_factory=lambda: ["bare", "trainer_random", "trainer_grouped", "default"],
+        metadata={"help": f"Settings to time, from {list(SETTINGS)}."},
     )
-    steps: int = field(default=260, metadata={"help": "Training steps per setting."})
-    skip: int = field(default=60, metadata={"help": "Steps before the timer starts (warm-up, compilation)."})
-    compile_modes: list[str] = field(
-        default_factory=lambda: ["eager", "compile"],
-        metadata={"help": "Settings to time: eager and/or compile."},
+    d_model: int = field(default=128, metadata={"help": "Model width (paper: 128)."})
+    d_ff: int = field(default=1024, metadata={"help": "Feed-forward width (paper: 1024)."})
+    num_layers: int = field(default=4, metadata={"help": "Encoder and decoder layers (paper: 4)."})
+    attention_dropout_rate: float | None = field(
+        default=None, metadata={"help": "attention_dropout_rate of the 'default' setting (default: dropout_rate)."}
     )
-    dataloader_num_workers: int = field(default=4, metadata={"help": "DataLoader workers."})
-    train_sampling_strategy: str = field(
-        default="random",
-        metadata={"help": "TrainingArguments.train_sampling_strategy, e.g. group_by_length (less padding)."},
-    )
+    dataloader_num_workers: int = field(default=0, metadata={"help": "DataLoader workers."})
     seed: int = field(default=42, metadata={"help": "Seed."})
+
+    def __post_init__(self):
+        unknown = [s for s in self.settings if s not in SETTINGS]
+        if unknown:
+            raise ValueError(f"unknown settings {unknown}; choose from {list(SETTINGS)}")
+        if self.steps <= self.skip:
+            raise ValueError(f"--steps ({self.steps}) must exceed --skip ({self.skip})")
 
 
 class _StepTimer(TrainerCallback):
@@ -57,31 +85,95 @@ class _StepTimer(TrainerCallback):
         self.stopped: float | None = None
         self.steps = 0
 
-    @staticmethod
-    def _sync():
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-
     def on_step_begin(self, args, state, control, **kwargs):
         if state.global_step == self.start_step:
-            self._sync()
             self.started = time.perf_counter()
 
     def on_train_end(self, args, state, control, **kwargs):
-        self._sync()
         self.stopped = time.perf_counter()
         self.steps = state.global_step - self.start_step
 
 
-def time_setting(tokenizer, train, batch_size: int, compiled: bool, args: ThroughputArguments) -> float:
-    """Training steps per second of the paper-size TIGER for one batch size and compile setting."""
+class _ShapeRecorder(TigerDataCollator):
+    """The collator, remembering the (batch, width) of every batch it builds."""
+
+    def __init__(self, pad_token_id: int):
+        super().__init__(pad_token_id=pad_token_id)
+        self.shapes: list[tuple[int, int]] = []
+
+    def __call__(self, features):
+        batch = super().__call__(features)
+        self.shapes.append(tuple(batch["input_ids"].shape))
+        return batch
+
+
+def plain_dropout_(model: nn.Module) -> nn.Module:
+    """Swap `TigerDropout` back to `nn.Dropout` (the `bernoulli_` masks of the earlier default)."""
+    for module in list(model.modules()):
+        for name, child in list(module.named_children()):
+            if isinstance(child, TigerDropout):
+                setattr(module, name, nn.Dropout(child.p))
+    return model
+
+
+def build_model(tokenizer, args: ThroughputArguments, attention_dropout_rate=None, plain_dropout=False):
     set_seed(args.seed)
-    config = TigerConfig.from_tokenizer(
-        tokenizer, **TigerModelArguments().model_sizes()
-    )  # defaults: paper size
-    model = TigerForConditionalGeneration(config)
+    sizes = TigerModelArguments(
+        d_model=args.d_model, d_ff=args.d_ff, num_layers=args.num_layers, attention_dropout_rate=attention_dropout_rate
+    ).model_sizes()
+    model = TigerForConditionalGeneration(TigerConfig.from_tokenizer(tokenizer, **sizes))
     model.set_catalogue(tokenizer)
-    on_gpu = torch.cuda.is_available()
+    return plain_dropout_(model) if plain_dropout else model
+
+
+class FlopTable:
+    """FLOPs of one training step (forward + backward) per batch shape, counted once per shape."""
+
+    def __init__(self, tokenizer, args: ThroughputArguments):
+        self.model = build_model(tokenizer, args).train()
+        self.num_levels = tokenizer.num_levels
+        self.cache: dict[tuple[int, int], int] = {}
+
+    def __call__(self, shape: tuple[int, int]) -> int:
+        if shape not in self.cache:
+            batch, width = shape
+            input_ids = torch.full((batch, width), 5, dtype=torch.long)
+            labels = torch.full((batch, self.num_levels), 5, dtype=torch.long)
+            counter = FlopCounterMode(display=False)
+            with counter:
+                self.model(input_ids=input_ids, attention_mask=torch.ones_like(input_ids), labels=labels).loss.backward()
+            self.model.zero_grad(set_to_none=True)
+            self.cache[shape] = counter.get_total_flops()
+        return self.cache[shape]
+
+
+def time_bare(tokenizer, train, batch_size: int, args: ThroughputArguments) -> dict:
+    """A hand-written fp32 loop over random full-length batches."""
+    model = build_model(tokenizer, args, plain_dropout=True).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    collator = _ShapeRecorder(tokenizer.pad_token_id)
+    order = list(range(train.num_rows))
+    random.Random(args.seed).shuffle(order)
+    started = None
+    for step in range(args.steps):
+        if step == args.skip:
+            started = time.perf_counter()
+            collator.shapes.clear()
+        rows = order[(step * batch_size) % len(order) :][:batch_size]
+        batch = collator([train[i] for i in rows])
+        model(**batch).loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+    return {"seconds": time.perf_counter() - started, "shapes": collator.shapes, "steps": args.steps - args.skip}
+
+
+def time_trainer(tokenizer, train, batch_size: int, setting: str, args: ThroughputArguments) -> dict:
+    """The training script's path (TigerTrainer) for one setting."""
+    old = setting in ("trainer_random", "trainer_grouped")
+    model = build_model(
+        tokenizer, args, attention_dropout_rate=None if old else args.attention_dropout_rate, plain_dropout=old
+    )
+    collator = _ShapeRecorder(tokenizer.pad_token_id)
     timer = _StepTimer(args.skip)
     with tempfile.TemporaryDirectory() as output_dir:
         training_args = TigerTrainingArguments(
@@ -89,64 +181,96 @@ def time_setting(tokenizer, train, batch_size: int, compiled: bool, args: Throug
             per_device_train_batch_size=batch_size,
             max_steps=args.steps,
             learning_rate=1e-3,
-            bf16=on_gpu,
-            tf32=on_gpu or None,
-            optim="adamw_torch_fused" if on_gpu else "adamw_torch",
-            torch_compile=compiled,
+            use_cpu=not torch.cuda.is_available(),
+            bf16=setting == "bf16_grouped",
+            torch_compile=setting == "compile",
+            train_sampling_strategy="random" if setting == "trainer_random" else "group_by_length",
             dataloader_num_workers=args.dataloader_num_workers,
-            train_sampling_strategy=args.train_sampling_strategy,
             eval_strategy="no",
             save_strategy="no",
+            load_best_model_at_end=False,
             logging_strategy="no",
             report_to="none",
             disable_tqdm=True,
             seed=args.seed,
         )
-        collator = TigerDataCollator(
-            pad_token_id=tokenizer.pad_token_id, pad_to_multiple_of=8 if on_gpu else None
-        )
         trainer = TigerTrainer(
             model=model, args=training_args, train_dataset=train, data_collator=collator, callbacks=[timer]
         )
         trainer.train()
-    if timer.started is None or timer.steps <= 0:
-        raise ValueError(f"--steps ({args.steps}) must exceed --skip ({args.skip})")
-    return timer.steps / (timer.stopped - timer.started)
+    # one batch per step, collated in step order (no workers, no accumulation); the timed steps are skip..steps-1
+    shapes = collator.shapes[args.skip : args.skip + timer.steps]
+    return {"seconds": timer.stopped - timer.started, "shapes": shapes, "steps": timer.steps}
+
+
+def matmul_peak(dtype: torch.dtype, repeats: int = 5) -> float:
+    """GFLOP/s of a 4096x1024 @ 1024x1024 matmul on this machine."""
+    a, b = torch.randn(4096, 1024, dtype=dtype), torch.randn(1024, 1024, dtype=dtype)
+    for _ in range(2):
+        a @ b
+    started = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    return 2 * 4096 * 1024 * 1024 * repeats / (time.perf_counter() - started) / 1e9
+
+
+def cpu_description() -> tuple[str, str]:
+    """The CPU's model name and its native bf16 support (from /proc/cpuinfo flags)."""
+    name, flags = platform.processor() or platform.machine(), set()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name") and ":" in line:
+                name = line.split(":", 1)[1].strip()
+            elif line.startswith("flags") and ":" in line:
+                flags = set(line.split(":", 1)[1].split())
+    native = [flag for flag in ("amx_bf16", "avx512_bf16") if flag in flags]
+    support = ", ".join(native) if native else "no AMX / AVX512-BF16 (bf16 is emulated)"
+    return name, support
 
 
 def run(args: ThroughputArguments) -> list[dict]:
     tokenizer = SemanticIDTokenizer.from_pretrained(args.tokenizer_name_or_path)
     splits = load_sequences(args.dataset, data_dir=args.data_dir)
+    peaks = {"fp32": matmul_peak(torch.float32), "bf16": matmul_peak(torch.bfloat16)}
+    rows = []
     with tempfile.TemporaryDirectory() as cache_dir:
         train = tokenize_split(splits["train"], tokenizer, split_name="train", cache_dir=cache_dir)
-        rows = []
+        flops = FlopTable(tokenizer, args)
         for batch_size in args.batch_sizes:
-            rates = {}
-            for mode in args.compile_modes:
-                if mode not in ("eager", "compile"):
-                    raise ValueError(f"compile_modes takes 'eager' and 'compile', got {mode!r}")
-                rates[mode] = time_setting(tokenizer, train, batch_size, mode == "compile", args)
-            rows.append({"batch_size": batch_size, **rates})
-    device = (
-        torch.cuda.get_device_name(0)
-        if torch.cuda.is_available()
-        else f"CPU ({torch.get_num_threads()} threads)"
-    )
-    print(
-        f"\nTIGER paper size on {args.dataset} ({train.num_rows} training rows), {device}, torch {torch.__version__}"
-    )
-    print(
-        f"{platform.platform()}; steps {args.skip}..{args.steps} timed; "
-        f"train_sampling_strategy={args.train_sampling_strategy}\n"
-    )
-    print("| batch | eager steps/s | compiled steps/s | speed-up | examples/s (faster setting) |")
-    print("|---|---|---|---|---|")
+            for setting in args.settings:
+                timed = (
+                    time_bare(tokenizer, train, batch_size, args)
+                    if setting == "bare"
+                    else time_trainer(tokenizer, train, batch_size, setting, args)
+                )
+                examples = sum(b for b, _ in timed["shapes"])
+                total_flops = sum(flops(shape) for shape in timed["shapes"])
+                seconds_per_step = timed["seconds"] / max(timed["steps"], 1)
+                rows.append(
+                    {
+                        "batch_size": batch_size,
+                        "setting": setting,
+                        "examples_per_second": batch_size / seconds_per_step,
+                        "mean_width": sum(w for _, w in timed["shapes"]) / max(len(timed["shapes"]), 1),
+                        "gflops": total_flops / max(len(timed["shapes"]), 1) / seconds_per_step / 1e9,
+                        "examples_timed": examples,
+                    }
+                )
+    name, support = cpu_description()
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"{name}, {torch.get_num_threads()} threads"
+    print(f"\nTIGER (d_model {args.d_model}, d_ff {args.d_ff}, {args.num_layers}+{args.num_layers} layers) training on "
+          f"{args.dataset} ({train.num_rows} rows); {device}; torch {torch.__version__}")
+    print(f"CPU bf16: {support}; matmul peak fp32 {peaks['fp32']:.0f} GFLOP/s, bf16 {peaks['bf16']:.0f} GFLOP/s; "
+          f"steps {args.skip}..{args.steps} timed; {platform.platform()}\n")
+    print("| batch | setting | examples/s | vs bare | mean width | GFLOP/s | % of fp32 peak |")
+    print("|---|---|---|---|---|---|---|")
     for row in rows:
-        eager, compiled = row.get("eager"), row.get("compile")
-        ratio = f"{compiled / eager:.2f}x" if eager and compiled else "-"
+        bare = next((r for r in rows if r["setting"] == "bare" and r["batch_size"] == row["batch_size"]), None)
+        ratio = f"{row['examples_per_second'] / bare['examples_per_second']:.2f}x" if bare else "-"
         print(
-            f"| {row['batch_size']} | {eager or float('nan'):.1f} | {compiled or float('nan'):.1f} | {ratio} | "
-            f"{max(r for r in (eager, compiled) if r) * row['batch_size']:.0f} |"
+            f"| {row['batch_size']} | {row['setting']} | {row['examples_per_second']:.0f} | {ratio} | "
+            f"{row['mean_width']:.1f} | {row['gflops']:.1f} | {100 * row['gflops'] / peaks['fp32']:.0f}% |"
         )
     return rows
 

@@ -125,3 +125,30 @@ def test_tiger_dropout_is_seeded_and_handles_edge_rates():
     assert torch.equal(first, TigerDropout(0.3).train()(x))
     assert torch.equal(TigerDropout(0.0).train()(x), x)
     assert torch.equal(TigerDropout(1.0).train()(x), torch.zeros_like(x))
+
+
+def test_recommend_batches_by_length_and_returns_input_order():
+    """Sorting histories by length inside recommend() (less padding) changes neither items nor their order."""
+    tok = make_tokenizer(3, 60, levels=2, codebook=8)
+    model = make_model(tok, seed=1)
+    generator = torch.Generator().manual_seed(0)
+    histories = [
+        [tok.item_ids[int(i)] for i in torch.randint(0, 60, (int(length),), generator=generator)]
+        for length in torch.randint(1, 9, (17,), generator=generator)
+    ]
+    together, together_scores = model.recommend(histories, tok, top_k=5, num_beams=8, batch_size=4, return_scores=True)
+    for history, items, scores in zip(histories, together, together_scores):
+        alone, alone_scores = model.recommend([history], tok, top_k=5, num_beams=8, return_scores=True)
+        assert alone[0] == items
+        assert alone_scores[0] == pytest.approx(scores, abs=1e-5)
+
+
+def test_sort_by_length_is_stable_and_keeps_rows():
+    import datasets
+
+    from hf_tiger.training import sort_by_length
+
+    encoded = datasets.Dataset.from_dict({"input_ids": [[1, 2, 3], [1], [4, 5], [2], [7, 8, 9, 10]], "labels": list(range(5))})
+    ordered = sort_by_length(encoded)
+    assert ordered["labels"] == [1, 3, 2, 0, 4]
+    assert sort_by_length(ordered) is ordered

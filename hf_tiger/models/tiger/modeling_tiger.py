@@ -604,12 +604,15 @@ class TigerForConditionalGeneration(T5ForConditionalGeneration):
 
         was_training = self.training
         self.eval()
-        items: list[list[Any]] = []
-        scores: list[list[float]] = []
+        items: list[list[Any]] = [[] for _ in histories]
+        scores: list[list[float]] = [[] for _ in histories]
+        # Batches of similar history lengths carry little padding; results go back to the input order.
+        order = sorted(range(len(histories)), key=lambda index: min(len(histories[index]), limit))
         try:
-            for start in range(0, len(histories), batch_size):
-                chunk = [list(h)[-limit:] for h in histories[start : start + batch_size]]
-                users = None if user_ids is None else list(user_ids[start : start + batch_size])
+            for start in range(0, len(order), batch_size):
+                rows = order[start : start + batch_size]
+                chunk = [list(histories[index])[-limit:] for index in rows]
+                users = None if user_ids is None else [user_ids[index] for index in rows]
                 batch = tokenizer.batch_encode_histories(chunk, user_ids=users, return_tensors="pt")
                 output = self.generate(
                     input_ids=batch["input_ids"].to(self.device),
@@ -621,14 +624,14 @@ class TigerForConditionalGeneration(T5ForConditionalGeneration):
                 )
                 decoded = tokenizer.decode_items(output.sequences.cpu())
                 row_scores = output.sequences_scores.float().cpu().tolist()
-                for row in range(len(chunk)):
+                for row, index in enumerate(rows):
                     pairs = [
                         (decoded[row * top_k + j], row_scores[row * top_k + j])
                         for j in range(top_k)
                         if decoded[row * top_k + j] is not None
                     ]
-                    items.append([item for item, _ in pairs])
-                    scores.append([score for _, score in pairs])
+                    items[index] = [item for item, _ in pairs]
+                    scores[index] = [score for _, score in pairs]
         finally:
             self.train(was_training)
         return (items, scores) if return_scores else items
