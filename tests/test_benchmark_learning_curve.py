@@ -1,0 +1,79 @@
+"""scripts/benchmarks/learning_curve.py on ML-100K with a tiny stage 1 and tiny recipes (a few CPU steps)."""
+
+import json
+
+import pytest
+import yaml
+from hub_helpers import REPO_ROOT, load_script
+
+SCRIPT = "benchmarks/learning_curve.py"
+
+TINY = {
+    "rqvae_num_train_epochs": 2,
+    "rqvae_codebook_size": 16,
+    "collision_size": 64,
+    "num_user_buckets": 32,
+    "max_train_prefixes_per_user": 2,
+    "d_model": 16,
+    "d_kv": 8,
+    "d_ff": 32,
+    "num_layers": 1,
+    "num_heads": 2,
+    "per_device_train_batch_size": 8,
+    "generation_num_beams": 10,
+    "dataloader_num_workers": 0,
+}
+
+
+@pytest.fixture
+def tiny_config(tmp_path):
+    base = yaml.safe_load(
+        (REPO_ROOT / "scripts/configs/tiger_ml100k_small.yaml").read_text()
+    )
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump({**base, **TINY, "tokenized_cache_dir": str(tmp_path / "cache")}))
+    recipes = tmp_path / "recipes.yaml"
+    recipes.write_text(yaml.safe_dump({"tiny_rqvae": {"use_user_tokens": False, "embedding_init": "rqvae"}}))
+    return path, recipes
+
+
+@pytest.mark.slow
+def test_learning_curve_table(shared_data_dir, tmp_path, tiny_config, capsys, monkeypatch):
+    script = load_script(SCRIPT, monkeypatch)
+    config, recipes = tiny_config
+    out = tmp_path / "curves"
+    payload = script.main(
+        [
+            *("--dataset", "ml-100k", "--data_dir", str(shared_data_dir), "--output_dir", str(out)),
+            *("--config", str(config), "--recipe_file", str(recipes), "--recipes", "shipped", "tiny_rqvae"),
+            *("--budget_examples", "32", "--num_points", "2", "--max_eval_samples", "25"),
+            *("--train_sample_size", "12", "--num_beams", "10"),
+        ]
+    )
+    printed = capsys.readouterr().out
+    assert payload["validation_rows"] == 25 and json.loads((out / "curves.json").read_text())["dataset"] == "ml-100k"
+    names = [r["recipe"] for r in payload["recipes"]]
+    assert names == ["shipped", "tiny_rqvae"]
+    for recipe in payload["recipes"]:
+        assert recipe["steps"] == 4 and [p["step"] for p in recipe["points"]] == [2, 4]
+        assert [p["examples_seen"] for p in recipe["points"]] == [16, 32]
+        for point in recipe["points"]:
+            v = point["validation"]
+            assert 0.0 <= v["unseen_recall@10"] <= 1.0 and 0.0 <= point["train_sample_recall@10"] <= 1.0
+            assert v["ndcg@10"] <= v["recall@10"] + 1e-12
+    # the baselines are scored on the same validation rows
+    transitions = next(b for b in payload["baselines"] if b["name"] == "last-item transitions")
+    assert transitions["validation"]["unseen_recall@10"] == 0.0
+    assert "| last-item transitions | - | - |" in printed and "| tiny_rqvae | 32 |" in printed
+
+
+def test_learning_curve_bad_settings_are_clear_errors(monkeypatch, tmp_path):
+    script = load_script(SCRIPT, monkeypatch)
+    with pytest.raises(ValueError, match=r"unknown recipes \['nope'\]"):
+        script.load_recipes(script.CurveArguments(recipes=["nope"]))
+    with pytest.raises(ValueError, match="budget_examples must be >= 1"):
+        script.CurveArguments(budget_examples=0)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("broken: 3\n")
+    with pytest.raises(ValueError, match="recipe 'broken'"):
+        script.load_recipes(script.CurveArguments(recipe_file=str(bad), recipes=["broken"]))
