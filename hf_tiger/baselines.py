@@ -35,6 +35,8 @@ from collections import Counter, defaultdict
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from typing import Any
 
+import numpy as np
+
 from .metrics import compute_retrieval_metrics
 
 __all__ = [
@@ -44,6 +46,8 @@ __all__ = [
     "evaluate_recommender",
     "recall_by_seen_transition",
     "recall_by_transition_count",
+    "seen_transitions",
+    "seen_unseen_recall",
 ]
 
 
@@ -242,9 +246,17 @@ class LastItemTransitionRecommender(PopularityRecommender):
 
 
 def evaluate_recommender(
-    recommender: PopularityRecommender, split: Any, ks: Sequence[int] = (5, 10)
+    recommender: PopularityRecommender,
+    split: Any,
+    ks: Sequence[int] = (5, 10),
+    transitions: LastItemTransitionRecommender | None = None,
 ) -> dict[str, float]:
     """Recall@K and NDCG@K of a fitted recommender on a `load_sequences` split (one target per row).
+
+    Args:
+        transitions ([`LastItemTransitionRecommender`], *optional*): fitted on the training split; adds
+            [`seen_unseen_recall`] (Recall@K on rows whose last-item -> target pair occurs in training and on the
+            rest).
 
     Returns:
         `dict[str, float]` with `recall@K` and `ndcg@K` for every K in `ks`, and `num_examples`.
@@ -253,7 +265,45 @@ def evaluate_recommender(
     ranked = recommender.recommend(histories, k=max(int(k) for k in ks))
     metrics: dict[str, float] = compute_retrieval_metrics(ranked, targets, ks=ks)
     metrics["num_examples"] = len(targets)
+    if transitions is not None:
+        ranks = [list(items).index(t) if t in items else -1 for items, t in zip(ranked, targets)]
+        metrics.update(seen_unseen_recall(ranks, seen_transitions(split, transitions), ks))
     return metrics
+
+
+def seen_transitions(split: Any, transitions: LastItemTransitionRecommender) -> list[bool]:
+    """Per row of a `load_sequences` split: does its (last history item -> target) pair occur in training?"""
+    transitions._require_fitted()
+    histories, targets = _rows(split)
+    return [
+        bool(len(history)) and transitions.transitions.get(history[-1], {}).get(target, 0) > 0
+        for history, target in zip(histories, targets)
+    ]
+
+
+def seen_unseen_recall(ranks: Sequence[int], seen: Sequence[bool], ks: Sequence[int] = (10,)) -> dict[str, float]:
+    """Recall@K on the "seen" rows (their transition occurs in training) and on the "unseen" rest.
+
+    Args:
+        ranks (`Sequence[int]`): 0-based rank of each row's target, -1 when not retrieved.
+        seen (`Sequence[bool]`): per row, whether its transition is seen (see [`seen_transitions`]).
+        ks (`Sequence[int]`, *optional*, defaults to `(10,)`): cut-offs.
+
+    Returns:
+        `dict` with `seen_recall@K` and `unseen_recall@K` for every K (0.0 for an empty group), and
+        `seen_num_examples` / `unseen_num_examples`.
+    """
+    ranks = np.asarray(ranks, dtype=np.int64).reshape(-1)
+    seen = np.asarray(seen, dtype=bool).reshape(-1)
+    if ranks.shape != seen.shape:
+        raise ValueError(f"{ranks.size} ranks but {seen.size} seen flags")
+    out: dict[str, float] = {}
+    for name, rows in (("seen", seen), ("unseen", ~seen)):
+        for k in ks:
+            hit = (ranks[rows] >= 0) & (ranks[rows] < int(k))
+            out[f"{name}_recall@{k}"] = float(hit.mean()) if rows.any() else 0.0
+        out[f"{name}_num_examples"] = int(rows.sum())
+    return out
 
 
 def baseline_metrics(
@@ -271,12 +321,12 @@ def baseline_metrics(
             if hasattr(scored, "select")
             else {k: v[:limit] for k, v in scored.items()}
         )
+    transitions = LastItemTransitionRecommender().fit(splits["train"])
     return {
-        name: evaluate_recommender(recommender.fit(splits["train"]), scored, ks=ks)
-        for name, recommender in (
-            ("most_popular", PopularityRecommender()),
-            ("last_item_transitions", LastItemTransitionRecommender()),
-        )
+        "most_popular": evaluate_recommender(
+            PopularityRecommender().fit(splits["train"]), scored, ks=ks, transitions=transitions
+        ),
+        "last_item_transitions": evaluate_recommender(transitions, scored, ks=ks, transitions=transitions),
     }
 
 

@@ -39,14 +39,19 @@ def main(argv=None) -> dict:
         )
     print(f"trained {results['train']['epochs']:.2f} epochs; best validation "
           f"{results['best_validation']['metric']} = {results['best_validation']['value']}")
-    print(f"test ({results['test']['num_examples']} users):")
-    for key in sorted(k for k in results["test"] if "@" in k):
-        print(f"  {key:>10s}  {results['test'][key]:.4f}")
+    columns = ["recall@5", "recall@10", "ndcg@5", "ndcg@10", "seen_recall@10", "unseen_recall@10"]
+    test = results["test"]
+    print(
+        f"test ({test['num_examples']} users; 'seen' = the last-item -> target pair occurs in training: "
+        f"{test.get('seen_num_examples', '?')} rows, unseen {test.get('unseen_num_examples', '?')}):"
+    )
+    print(f"  {'':>22s}  " + "  ".join(f"{c:>16s}" for c in columns))
+    rows = [("TIGER", test)]
+    rows += [(name.replace("_", " "), metrics) for name, metrics in results.get("baselines", {}).items()]
+    for name, metrics in rows:
+        print(f"  {name:>22s}  " + "  ".join(f"{metrics.get(c, float('nan')):>16.4f}" for c in columns))
     if results.get("baselines"):
-        print("for reference, count baselines on the same test rows (hf_tiger.baselines):")
-        for name, metrics in results["baselines"].items():
-            figures = "  ".join(f"{k} {metrics[k]:.4f}" for k in sorted(k for k in metrics if "@" in k))
-            print(f"  {name:>22s}  {figures}")
+        print("  (count baselines: hf_tiger.baselines, fitted on the training split, scored on the same test rows)")
     print("\nsample recommendations (test users):")
     for sample in results["sample_recommendations"]:
         print(f"user {sample['user_id']}: recent history")

@@ -278,3 +278,32 @@ def test_benchmark_script_prints_the_table_with_tiger_rows(shared_data_dir, tmp_
             <= refit.cross_entropy(splits["validation"], interpolation=weight) + 1e-12
         )
     assert rows[0]["cross_entropy"]["test"] > 0
+
+
+def test_seen_unseen_recall_by_hand():
+    from hf_tiger.baselines import seen_unseen_recall
+
+    ranks = [0, 4, -1, 12, 2]
+    seen = [True, True, False, False, False]
+    got = seen_unseen_recall(ranks, seen, ks=(1, 5))
+    assert got == {
+        "seen_recall@1": 0.5, "seen_recall@5": 1.0, "seen_num_examples": 2,
+        "unseen_recall@1": 0.0, "unseen_recall@5": 1 / 3, "unseen_num_examples": 3,
+    }
+    # an empty group scores 0.0, not NaN
+    empty = seen_unseen_recall([3, -1], [False, False], ks=(10,))
+    assert empty["seen_recall@10"] == 0.0 and empty["seen_num_examples"] == 0 and empty["unseen_recall@10"] == 0.5
+    with pytest.raises(ValueError, match="3 ranks but 2 seen flags"):
+        seen_unseen_recall([1, 2, 3], [True, False])
+
+
+def test_evaluate_recommender_adds_the_seen_unseen_split():
+    from hf_tiger.baselines import LastItemTransitionRecommender, evaluate_recommender, seen_transitions
+
+    train = {"history": [[1], [1], [2], [3]], "target": [2, 2, 3, 1]}
+    held_out = {"history": [[1], [2], [3, 4], [2]], "target": [2, 1, 5, 3]}
+    transitions = LastItemTransitionRecommender().fit(train)
+    assert seen_transitions(held_out, transitions) == [True, False, False, True]
+    got = evaluate_recommender(transitions, held_out, ks=(1,), transitions=transitions)
+    assert got["seen_recall@1"] == 1.0 and got["unseen_recall@1"] == 0.0
+    assert got["seen_num_examples"] == 2 and got["recall@1"] == 0.5

@@ -126,17 +126,20 @@ def tokenize_sequences(
     )
 
 
+def length_order(encoded: datasets.Dataset) -> list[int]:
+    """Row indices ordered by encoder input length (stable)."""
+    lengths = [len(ids) for ids in encoded["input_ids"]]
+    return sorted(range(len(lengths)), key=lengths.__getitem__)
+
+
 def sort_by_length(encoded: datasets.Dataset) -> datasets.Dataset:
     """Rows ordered by encoder input length (stable), so evaluation batches carry little padding.
 
     Evaluation metrics are means over rows, so the order does not change them; the Trainer's evaluation reads
     batches in order, and batches of similar lengths skip most of the padding of full-width batches.
     """
-    lengths = [len(ids) for ids in encoded["input_ids"]]
-    order = sorted(range(len(lengths)), key=lengths.__getitem__)
-    if order == list(range(len(lengths))):
-        return encoded
-    return encoded.select(order)
+    order = length_order(encoded)
+    return encoded if order == list(range(len(order))) else encoded.select(order)
 
 
 @dataclass

@@ -14,13 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import datasets
+import numpy as np
 import torch
 from transformers import TrainerCallback, set_seed
 from transformers.trainer_utils import get_last_checkpoint
 from transformers.utils import logging
 
 from .arguments import DataArguments, TigerModelArguments, TigerTrainingArguments
-from .data import TigerDataCollator, sort_by_length, tokenize_split
+from .data import TigerDataCollator, length_order, sort_by_length, tokenize_split
 from .trainer import TigerTrainer
 
 logger = logging.get_logger(__name__)
@@ -214,18 +215,38 @@ def evaluate_split(
     data_args: DataArguments,
     split_name: str,
     limit: int | None = None,
+    transitions=None,
 ) -> dict[str, float]:
-    """Tokenize one `load_sequences` split and score it with the trainer's constrained generation."""
+    """Tokenize one `load_sequences` split and score it with the trainer's constrained generation.
+
+    Rows are scored in order of history length (less padding); the metrics are means over rows. With
+    `transitions` (a [`LastItemTransitionRecommender`] fitted on the training split) the metrics also hold
+    Recall@K on the rows whose last-item -> target pair occurs in training and on the rest
+    (`seen_recall@K`, `unseen_recall@K`, see [`hf_tiger.baselines.seen_unseen_recall`]).
+    """
+    from ..baselines import seen_transitions, seen_unseen_recall
+    from ..metrics import ranks_from_semantic_ids
+
+    rows = _first_rows(split, limit)
     with trainer.args.main_process_first(desc=f"tokenize {split_name}"):
         encoded = tokenize_split(
-            _first_rows(split, limit),
+            rows,
             tokenizer,
             use_user_tokens=data_args.use_user_tokens,
             cache_dir=data_args.tokenized_cache_dir,
             num_proc=data_args.preprocessing_num_workers,
             split_name=split_name,
         )
-    return trainer.predict(sort_by_length(encoded), metric_key_prefix=split_name).metrics
+    order = length_order(encoded)
+    output = trainer.predict(encoded.select(order), metric_key_prefix=split_name)
+    metrics = dict(output.metrics)
+    if transitions is not None and output.predictions is not None:
+        generated = output.predictions[0] if isinstance(output.predictions, (tuple, list)) else output.predictions
+        ranks = ranks_from_semantic_ids(np.asarray(generated), np.asarray(output.label_ids))
+        seen = np.asarray(seen_transitions(rows, transitions))[order]
+        by_seen = seen_unseen_recall(ranks, seen, ks=getattr(trainer.args, "metric_ks", (10,)))
+        metrics.update({f"{split_name}_{key}": value for key, value in by_seen.items()})
+    return metrics
 
 
 def train_tiger(
@@ -308,7 +329,12 @@ def train_tiger(
     results: dict[str, Any] = {"dataset": data_args.dataset}
     if evaluate_test:
         test_started = time.time()
-        test_metrics = evaluate_split(trainer, dataset["test"], tokenizer, data_args, "test", data_args.max_test_samples)
+        from ..baselines import LastItemTransitionRecommender
+
+        transitions = LastItemTransitionRecommender().fit(dataset["train"])
+        test_metrics = evaluate_split(
+            trainer, dataset["test"], tokenizer, data_args, "test", data_args.max_test_samples, transitions
+        )
         results["test"] = {k.removeprefix("test_"): v for k, v in test_metrics.items()}
         results["test_seconds"] = time.time() - test_started
         if data_args.max_test_samples is not None:

@@ -48,8 +48,15 @@ def test_pipeline_then_evaluate_and_recommend_scripts(shared_data_dir, tmp_path)
     splits = load_sequences("ml-100k", data_dir=shared_data_dir)
     transitions = LastItemTransitionRecommender().fit(splits["train"])
     assert saved["baselines"]["last_item_transitions"] == evaluate_recommender(
-        transitions, splits["test"].select(range(40))
+        transitions, splits["test"].select(range(40)), transitions=transitions
     )
+    # TIGER's test metrics carry the seen / unseen split of the same rows
+    test = saved["test"]
+    assert test["seen_num_examples"] + test["unseen_num_examples"] == 40
+    assert test["seen_num_examples"] == saved["baselines"]["last_item_transitions"]["seen_num_examples"]
+    seen, unseen = test["seen_num_examples"], test["unseen_num_examples"]
+    combined = (test["seen_recall@10"] * seen + test["unseen_recall@10"] * unseen) / 40
+    assert combined == pytest.approx(test["recall@10"])
     assert saved["baselines"]["most_popular"]["num_examples"] == 40
     samples = results["sample_recommendations"]
     assert len(samples) == 2 and all(len(s["recommendations"]) == 5 for s in samples)
