@@ -45,15 +45,15 @@ def test_learning_curve_table(shared_data_dir, tmp_path, tiny_config, capsys, mo
     payload = script.main(
         [
             *("--dataset", "ml-100k", "--data_dir", str(shared_data_dir), "--output_dir", str(out)),
-            *("--config", str(config), "--recipe_file", str(recipes), "--recipes", "shipped", "tiny_rqvae"),
+            *("--config", str(config), "--recipe_file", str(recipes), "--recipes", "former_demo", "tiny_rqvae"),
             *("--budget_examples", "32", "--num_points", "2", "--max_eval_samples", "25"),
-            *("--train_sample_size", "12", "--num_beams", "10"),
+            *("--train_sample_size", "12", "--num_beams", "10", "--num_user_buckets", "32"),
         ]
     )
     printed = capsys.readouterr().out
     assert payload["validation_rows"] == 25 and json.loads((out / "curves.json").read_text())["dataset"] == "ml-100k"
     names = [r["recipe"] for r in payload["recipes"]]
-    assert names == ["shipped", "tiny_rqvae"]
+    assert names == ["former_demo", "tiny_rqvae"]
     for recipe in payload["recipes"]:
         assert recipe["steps"] == 4 and [p["step"] for p in recipe["points"]] == [2, 4]
         assert [p["examples_seen"] for p in recipe["points"]] == [16, 32]
