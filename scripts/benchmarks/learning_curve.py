@@ -144,13 +144,13 @@ class CurvePoints(TrainerCallback):
 
     def __init__(self, steps, tokenizer, validation, train_sample, transitions, use_user_tokens, num_beams, batch):
         self.steps = set(steps)
-        self.tokenizer, self.validation, self.train_sample = tokenizer, validation, train_sample
-        self.transitions, self.use_user_tokens, self.num_beams, self.batch = (
-            transitions,
-            use_user_tokens,
-            num_beams,
-            batch,
-        )
+        self.tokenizer = tokenizer
+        self.validation = validation
+        self.train_sample = train_sample
+        self.transitions = transitions
+        self.use_user_tokens = use_user_tokens
+        self.num_beams = num_beams
+        self.batch = batch
         self.points: list[dict[str, Any]] = []
         self.paused = 0.0
         self.started = time.perf_counter()
@@ -160,8 +160,8 @@ class CurvePoints(TrainerCallback):
 
     def _rank(self, model, rows):
         user_ids = list(rows["user_id"]) if self.use_user_tokens and self.tokenizer.num_user_buckets else None
-        return model.recommend(list(rows["history"]), self.tokenizer, user_ids=user_ids, top_k=10,
-                               num_beams=self.num_beams)
+        histories = list(rows["history"])
+        return model.recommend(histories, self.tokenizer, user_ids=user_ids, top_k=10, num_beams=self.num_beams)
 
     def on_step_end(self, args, state, control, model=None, **kwargs):
         if state.global_step not in self.steps:
@@ -252,32 +252,25 @@ def run_recipe(name, overrides, args: CurveArguments, splits, tokenizer, stage1_
 
 
 def baseline_rows(splits, validation, train_sample_size, seed, max_prefixes) -> list[dict[str, Any]]:
-    train_rows = most_recent_prefixes(splits["train"], max_prefixes)
-    fitted_sample = _sample(train_rows, train_sample_size, seed)
+    """Most popular and last-item transitions (fitted on the training split) on the rows the recipes are scored on."""
+    fitted_sample = _sample(most_recent_prefixes(splits["train"], max_prefixes), train_sample_size, seed)
+    transitions = LastItemTransitionRecommender().fit(splits["train"])
     rows = []
     for name, recommender in (
-        ("most popular", PopularityRecommender()),
-        ("last-item transitions", LastItemTransitionRecommender()),
+        ("most popular", PopularityRecommender().fit(splits["train"])),
+        ("last-item transitions", transitions),
     ):
-        recommender.fit(splits["train"])
-        transitions = recommender if isinstance(recommender, LastItemTransitionRecommender) else None
-        rows.append({"name": name, "recommender": recommender, "transitions": transitions})
-    transitions = rows[1]["recommender"]
-    out = []
-    for row in rows:
-        recommender = row["recommender"]
-        validation_ranked = recommender.recommend(validation["history"], k=10)
         fitted = recommender.recommend(fitted_sample["history"], k=10)
-        out.append(
+        rows.append(
             {
-                "name": row["name"],
-                "validation": score_rows(validation_ranked, validation, transitions),
+                "name": name,
+                "validation": score_rows(recommender.recommend(validation["history"], k=10), validation, transitions),
                 "train_sample_recall@10": compute_retrieval_metrics(fitted, fitted_sample["target"], ks=(10,))[
                     "recall@10"
                 ],
             }
         )
-    return out
+    return rows
 
 
 def cpu_name() -> str:
