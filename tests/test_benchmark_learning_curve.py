@@ -33,7 +33,14 @@ def tiny_config(tmp_path):
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump({**base, **TINY, "tokenized_cache_dir": str(tmp_path / "cache")}))
     recipes = tmp_path / "recipes.yaml"
-    recipes.write_text(yaml.safe_dump({"tiny_rqvae": {"use_user_tokens": False, "embedding_init": "rqvae"}}))
+    recipes.write_text(
+        yaml.safe_dump(
+            {
+                "tiny_users": {"use_user_tokens": True},
+                "tiny_rqvae": {"use_user_tokens": False, "embedding_init": "rqvae", "attention_dropout_rate": 0.0},
+            }
+        )
+    )
     return path, recipes
 
 
@@ -45,7 +52,7 @@ def test_learning_curve_table(shared_data_dir, tmp_path, tiny_config, capsys, mo
     payload = script.main(
         [
             *("--dataset", "ml-100k", "--data_dir", str(shared_data_dir), "--output_dir", str(out)),
-            *("--config", str(config), "--recipe_file", str(recipes), "--recipes", "former_demo", "tiny_rqvae"),
+            *("--config", str(config), "--recipe_file", str(recipes), "--recipes", "tiny_users", "tiny_rqvae"),
             *("--budget_examples", "32", "--num_points", "2", "--max_eval_samples", "25"),
             *("--train_sample_size", "12", "--num_beams", "10", "--num_user_buckets", "32"),
         ]
@@ -53,7 +60,7 @@ def test_learning_curve_table(shared_data_dir, tmp_path, tiny_config, capsys, mo
     printed = capsys.readouterr().out
     assert payload["validation_rows"] == 25 and json.loads((out / "curves.json").read_text())["dataset"] == "ml-100k"
     names = [r["recipe"] for r in payload["recipes"]]
-    assert names == ["former_demo", "tiny_rqvae"]
+    assert names == ["tiny_users", "tiny_rqvae"]
     for recipe in payload["recipes"]:
         assert recipe["steps"] == 4 and [p["step"] for p in recipe["points"]] == [2, 4]
         assert [p["examples_seen"] for p in recipe["points"]] == [16, 32]
@@ -69,6 +76,9 @@ def test_learning_curve_table(shared_data_dir, tmp_path, tiny_config, capsys, mo
 
 def test_learning_curve_bad_settings_are_clear_errors(monkeypatch, tmp_path):
     script = load_script(SCRIPT, monkeypatch)
+    # every built-in recipe spells out the settings the recipes vary
+    for name, overrides in script.load_recipes(script.CurveArguments()).items():
+        assert {"use_user_tokens", "per_device_train_batch_size", "learning_rate"} <= set(overrides), name
     with pytest.raises(ValueError, match=r"unknown recipes \['nope'\]"):
         script.load_recipes(script.CurveArguments(recipes=["nope"]))
     with pytest.raises(ValueError, match="budget_examples must be >= 1"):
