@@ -34,10 +34,7 @@ def main(argv=None) -> dict:
     sequences = load_sequences(data_args.dataset, data_dir=data_args.data_dir, max_history=data_args.max_history)
     tokenizer, stage1 = prepare_tokenizer(model_args, semantic_args, data_args, training_args)
     set_seed(training_args.seed)
-    rqvae = None
-    if model_args.embedding_init == "rqvae":
-        built_here = "rqvae_seconds" in stage1 and not semantic_args.rqvae_name_or_path
-        rqvae = f"{training_args.output_dir}/rqvae" if built_here else find_rqvae(semantic_args, model_args)
+    rqvae = find_rqvae(semantic_args, model_args, stage1, training_args.output_dir) if model_args.embedding_init == "rqvae" else None
     model = build_tiger_model(tokenizer, model_args, rqvae=rqvae)
     results = train_tiger(
         model,

@@ -291,10 +291,7 @@ def run_pipeline(
     from transformers import set_seed
 
     set_seed(training_args.seed)
-    rqvae = None
-    if model_args.embedding_init == "rqvae":
-        built_here = "rqvae_seconds" in stage1 and not semantic_args.rqvae_name_or_path
-        rqvae = str(run_dir / "rqvae") if built_here else find_rqvae(semantic_args, model_args)
+    rqvae = find_rqvae(semantic_args, model_args, stage1, run_dir) if model_args.embedding_init == "rqvae" else None
     model = build_tiger_model(tokenizer, model_args, rqvae=rqvae)
     stage2_started = time.time()
     results = train_tiger(

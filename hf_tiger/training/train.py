@@ -162,16 +162,33 @@ def build_tiger_model(tokenizer, model_args: TigerModelArguments, rqvae=None):
     return model
 
 
-def find_rqvae(semantic_args, model_args: TigerModelArguments) -> str | None:
-    """The RQ-VAE folder of a saved tokenizer: `--rqvae_name_or_path`, else an `rqvae` folder beside the tokenizer
-    (the layout `run_pipeline` writes: `RUN/tokenizer`, `RUN/rqvae`)."""
+def find_rqvae(semantic_args, model_args: TigerModelArguments, stage1=None, output_dir=None) -> str | None:
+    """The RQ-VAE folder the tokenizer's codes come from: `--rqvae_name_or_path`; else `output_dir/rqvae` when stage 1
+    trained it in this run (`stage1` holds `rqvae_seconds`); else an `rqvae` folder beside a saved tokenizer (the
+    layout `run_pipeline` writes: `RUN/tokenizer`, `RUN/rqvae`)."""
     if getattr(semantic_args, "rqvae_name_or_path", None):
         return semantic_args.rqvae_name_or_path
+    if stage1 is not None and "rqvae_seconds" in stage1 and output_dir is not None:
+        return str(Path(output_dir) / "rqvae")
     if model_args.tokenizer_name_or_path:
         candidate = Path(model_args.tokenizer_name_or_path).parent / "rqvae"
         if (candidate / "config.json").is_file():
             return str(candidate)
     return None
+
+
+def cpu_description() -> tuple[str, str]:
+    """The CPU's model name and its native bf16 support (AMX / AVX512-BF16 flags of /proc/cpuinfo)."""
+    name, flags = platform.processor() or platform.machine(), set()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name") and ":" in line:
+                name = line.split(":", 1)[1].strip()
+            elif line.startswith("flags") and ":" in line:
+                flags = set(line.split(":", 1)[1].split())
+    native = [flag for flag in ("amx_bf16", "avx512_bf16") if flag in flags]
+    return name, ", ".join(native) if native else "no AMX / AVX512-BF16 (bf16 is emulated)"
 
 
 class _History(TrainerCallback):

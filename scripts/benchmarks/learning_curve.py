@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import platform
 import random
 import time
 from dataclasses import dataclass, field
@@ -40,7 +39,7 @@ from hf_tiger.data import load_items, load_sequences
 from hf_tiger.metrics import compute_retrieval_metrics
 from hf_tiger.training import build_tiger_model, find_rqvae, prepare_tokenizer, train_tiger
 from hf_tiger.training.pipeline import pipeline_arguments
-from hf_tiger.training.train import most_recent_prefixes
+from hf_tiger.training.train import cpu_description, most_recent_prefixes
 
 # Recipe name -> overrides of the dataset's shipped config (any DataArguments / TigerModelArguments /
 # TigerTrainingArguments field). Every recipe sets the four settings the recipes vary, so a recipe means the same
@@ -273,20 +272,10 @@ def baseline_rows(splits, validation, train_sample_size, seed, max_prefixes) -> 
     return rows
 
 
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def print_table(args: CurveArguments, results: list[dict], baselines: list[dict], validation_rows: int) -> None:
     print(
         f"\nLearning curves on {args.dataset}: {validation_rows} validation rows, {args.num_beams} beams, "
-        f"budget {args.budget_examples:,} training examples; {cpu_name()}, {torch.get_num_threads()} threads, "
+        f"budget {args.budget_examples:,} training examples; {cpu_description()[0]}, {torch.get_num_threads()} threads, "
         f"torch {torch.__version__}\n"
     )
     print("| recipe | examples seen | train s | val R@10 | val N@10 | val R@10 seen | val R@10 unseen | train R@10 |")
@@ -339,7 +328,7 @@ def run(args: CurveArguments) -> dict[str, Any]:
     payload = {
         "dataset": args.dataset,
         "arguments": dataclasses.asdict(args),
-        "machine": {"cpu": cpu_name(), "threads": torch.get_num_threads(), "torch": torch.__version__},
+        "machine": {"cpu": cpu_description()[0], "threads": torch.get_num_threads(), "torch": torch.__version__},
         "validation_rows": validation.num_rows,
         "baselines": baselines,
         "recipes": results,

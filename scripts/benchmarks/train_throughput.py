@@ -32,7 +32,6 @@ import random
 import tempfile
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 from torch import nn
@@ -44,6 +43,7 @@ from hf_tiger.data import load_sequences
 from hf_tiger.models.tiger.modeling_tiger import TigerDropout
 from hf_tiger.training import TigerModelArguments, TigerTrainingArguments
 from hf_tiger.training.data import TigerDataCollator, tokenize_split
+from hf_tiger.training.train import cpu_description
 from hf_tiger.training.trainer import TigerTrainer
 
 SETTINGS = ("bare", "trainer_random", "trainer_grouped", "default", "bf16_grouped", "compile")
@@ -212,21 +212,6 @@ def matmul_peak(dtype: torch.dtype, repeats: int = 5) -> float:
     for _ in range(repeats):
         a @ b
     return 2 * 4096 * 1024 * 1024 * repeats / (time.perf_counter() - started) / 1e9
-
-
-def cpu_description() -> tuple[str, str]:
-    """The CPU's model name and its native bf16 support (from /proc/cpuinfo flags)."""
-    name, flags = platform.processor() or platform.machine(), set()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name") and ":" in line:
-                name = line.split(":", 1)[1].strip()
-            elif line.startswith("flags") and ":" in line:
-                flags = set(line.split(":", 1)[1].split())
-    native = [flag for flag in ("amx_bf16", "avx512_bf16") if flag in flags]
-    support = ", ".join(native) if native else "no AMX / AVX512-BF16 (bf16 is emulated)"
-    return name, support
 
 
 def run(args: ThroughputArguments) -> list[dict]:
