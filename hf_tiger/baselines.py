@@ -9,9 +9,10 @@ splits with the same metric code. Two are provided:
 
 Both fit on the `train` split of [`hf_tiger.data.load_sequences`] only (every prefix of `s[:-2]`), rank the whole
 catalogue seen in training, and, like TIGER's constrained beam search, do not remove items already in the history.
-[`evaluate_recommender`] scores a split with [`hf_tiger.metrics.compute_retrieval_metrics`]; `cross_entropy` gives
-each baseline's held-out cross-entropy in nats per item, comparable with a TIGER model's evaluation loss times
-its number of semantic-ID levels (the loss is a mean over the target's `num_levels` tokens).
+[`evaluate_recommender`] scores a split with [`hf_tiger.metrics.compute_recommendation_metrics`], as TIGER is
+scored; `cross_entropy` gives each baseline's held-out cross-entropy in nats per item, comparable with a TIGER
+model's evaluation loss times its number of semantic-ID levels (the loss is a mean over the target's `num_levels`
+tokens).
 [`recall_by_seen_transition`] splits any model's Recall@K by whether the row's (last item -> target) pair occurs in
 the training rows, which tells memorised transitions apart from generalisation; [`recall_by_transition_count`]
 groups rows by how often that pair occurs (on training rows: how much of its training data a model has fitted).
@@ -37,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from .metrics import compute_retrieval_metrics
+from .metrics import compute_recommendation_metrics, popularity_percentiles
 
 __all__ = [
     "LastItemTransitionRecommender",
@@ -250,25 +251,39 @@ def evaluate_recommender(
     split: Any,
     ks: Sequence[int] = (5, 10),
     transitions: LastItemTransitionRecommender | None = None,
+    catalogue: Sequence[Hashable] | None = None,
+    popularity: Mapping[Hashable, int] | None = None,
 ) -> dict[str, float]:
-    """Recall@K and NDCG@K of a fitted recommender on a `load_sequences` split (one target per row).
+    """Every retrieval metric of a fitted recommender on a `load_sequences` split (one target per row).
+
+    Scored by [`hf_tiger.metrics.compute_recommendation_metrics`], the function that scores TIGER.
 
     Args:
         transitions ([`LastItemTransitionRecommender`], *optional*): fitted on the training split; adds
             [`seen_unseen_recall`] (Recall@K on rows whose last-item -> target pair occurs in training and on the
             rest).
+        catalogue (`Sequence`, *optional*): every recommendable item (e.g. `tokenizer.item_ids`); adds
+            `coverage@K`. Use the same catalogue for every recommender compared.
+        popularity (`Mapping`, *optional*): training counts per item (defaults to the recommender's own target
+            counts); with `catalogue`, adds `popularity_percentile@K`.
 
     Returns:
-        `dict[str, float]` with `recall@K` and `ndcg@K` for every K in `ks`, and `num_examples`.
+        `dict[str, float]` with `recall@K`, `ndcg@K`, `mrr@K` (+ `coverage@K`, `popularity_percentile@K`,
+        `seen_recall@K`, `unseen_recall@K`) for every K in `ks`, and `num_examples`.
     """
     histories, targets = _rows(split)
     ranked = recommender.recommend(histories, k=max(int(k) for k in ks))
-    metrics: dict[str, float] = compute_retrieval_metrics(ranked, targets, ks=ks)
-    metrics["num_examples"] = len(targets)
-    if transitions is not None:
-        ranks = [list(items).index(t) if t in items else -1 for items, t in zip(ranked, targets)]
-        metrics.update(seen_unseen_recall(ranks, seen_transitions(split, transitions), ks))
-    return metrics
+    percentiles = None
+    if catalogue is not None:
+        percentiles = popularity_percentiles(recommender.popularity if popularity is None else popularity, catalogue)
+    return compute_recommendation_metrics(
+        ranked,
+        targets,
+        ks=ks,
+        catalogue_size=None if catalogue is None else len(set(catalogue)),
+        percentiles=percentiles,
+        seen=None if transitions is None else seen_transitions(split, transitions),
+    )
 
 
 def seen_transitions(split: Any, transitions: LastItemTransitionRecommender) -> list[bool]:
@@ -307,9 +322,17 @@ def seen_unseen_recall(ranks: Sequence[int], seen: Sequence[bool], ks: Sequence[
 
 
 def baseline_metrics(
-    splits: Mapping[str, Any], split: str = "test", ks: Sequence[int] = (5, 10), limit: int | None = None
+    splits: Mapping[str, Any],
+    split: str = "test",
+    ks: Sequence[int] = (5, 10),
+    limit: int | None = None,
+    catalogue: Sequence[Hashable] | None = None,
 ) -> dict[str, dict[str, float]]:
     """Both baselines fitted on `splits["train"]` and scored on `splits[split]` (its first `limit` rows).
+
+    Args:
+        catalogue (`Sequence`, *optional*): every recommendable item (pass `tokenizer.item_ids` to compare with
+            TIGER); defaults to the items of the training rows and the scored split.
 
     Returns:
         `dict` mapping `"most_popular"` and `"last_item_transitions"` to their metrics (see [`evaluate_recommender`]).
@@ -321,12 +344,21 @@ def baseline_metrics(
             if hasattr(scored, "select")
             else {k: v[:limit] for k, v in scored.items()}
         )
+    if catalogue is None:
+        catalogue = list(
+            dict.fromkeys(
+                item
+                for part in (splits["train"], scored)
+                for history, target in zip(*_rows(part))
+                for item in (*history, target)
+            )
+        )
+    popular = PopularityRecommender().fit(splits["train"])
     transitions = LastItemTransitionRecommender().fit(splits["train"])
+    common = {"ks": ks, "transitions": transitions, "catalogue": catalogue, "popularity": popular.popularity}
     return {
-        "most_popular": evaluate_recommender(
-            PopularityRecommender().fit(splits["train"]), scored, ks=ks, transitions=transitions
-        ),
-        "last_item_transitions": evaluate_recommender(transitions, scored, ks=ks, transitions=transitions),
+        "most_popular": evaluate_recommender(popular, scored, **common),
+        "last_item_transitions": evaluate_recommender(transitions, scored, **common),
     }
 
 

@@ -1,10 +1,15 @@
 #!/usr/bin/env python
-"""Score a saved TIGER model on a split: Recall@K / NDCG@K with constrained beam search over its catalogue.
+"""Score a saved TIGER model on a split with constrained beam search over its catalogue.
+
+Reports Recall@K, NDCG@K, MRR@K, catalogue coverage@K, popularity percentile@K and Recall@K on the rows whose
+last-item -> target transition occurs in training ("seen") and on the rest (`hf_tiger.metrics`).
 
 Usage:
     python scripts/evaluate.py --model_name_or_path runs/demo-ml-100k --dataset ml-100k \
         --data_dir ../shared/data --split test [--num_beams 20] [--output_file eval.json]
-Works under torchrun / accelerate launch as well (metrics are gathered across processes).
+Works under torchrun / accelerate launch as well: each process scores its share of the rows and the metrics are
+computed once over all of them (rows duplicated to even out the last batch are dropped):
+    accelerate launch --num_processes 2 scripts/evaluate.py --model_name_or_path ... --dataset ... --split test
 """
 
 import json
@@ -14,7 +19,7 @@ from dataclasses import dataclass, field
 from transformers import HfArgumentParser
 
 from hf_tiger.training import write_json
-from hf_tiger.training.evaluation import default_output_path, evaluate_saved_model
+from hf_tiger.training.evaluation import default_output_path, evaluate_saved_model, trained_with_user_tokens
 
 
 @dataclass
@@ -28,12 +33,18 @@ class EvaluateArguments:
     ks: list[int] = field(default_factory=lambda: [5, 10], metadata={"help": "Cut-offs."})
     batch_size: int = field(default=256, metadata={"help": "Users per batch."})
     max_samples: int | None = field(default=None, metadata={"help": "First N rows only (debugging)."})
-    use_user_tokens: bool = field(default=True, metadata={"help": "As in training."})
+    use_user_tokens: bool | None = field(
+        default=None, metadata={"help": "As in training (default: as recorded in the run's results.json, else yes)."}
+    )
     output_file: str | None = field(default=None, metadata={"help": "Default MODEL/eval_<split>.json."})
 
 
 def main(argv=None) -> dict:
     (args,) = HfArgumentParser(EvaluateArguments).parse_args_into_dataclasses(args=argv)
+    use_user_tokens = args.use_user_tokens
+    if use_user_tokens is None:
+        recorded = trained_with_user_tokens(args.model_name_or_path)
+        use_user_tokens = True if recorded is None else recorded
     result = evaluate_saved_model(
         args.model_name_or_path,
         args.dataset,
@@ -44,13 +55,20 @@ def main(argv=None) -> dict:
         ks=args.ks,
         batch_size=args.batch_size,
         max_samples=args.max_samples,
-        use_user_tokens=args.use_user_tokens,
+        use_user_tokens=use_user_tokens,
     )
     path = args.output_file or default_output_path(args.model_name_or_path, args.split)
-    write_json(path, result)
-    print(json.dumps(result["metrics"], indent=2))
-    print(f"written to {path}")
+    if result["hardware"].get("world_size", 1) == 1 or _is_main_process():
+        write_json(path, result)
+        print(json.dumps(result["metrics"], indent=2))
+        print(f"written to {path}")
     return result
+
+
+def _is_main_process() -> bool:
+    from accelerate import PartialState
+
+    return PartialState().is_main_process
 
 
 if __name__ == "__main__":

@@ -39,19 +39,33 @@ def main(argv=None) -> dict:
         )
     print(f"trained {results['train']['epochs']:.2f} epochs; best validation "
           f"{results['best_validation']['metric']} = {results['best_validation']['value']}")
-    columns = ["recall@5", "recall@10", "ndcg@5", "ndcg@10", "seen_recall@10", "unseen_recall@10"]
+    columns = {
+        "recall@5": "R@5",
+        "recall@10": "R@10",
+        "ndcg@5": "N@5",
+        "ndcg@10": "N@10",
+        "mrr@10": "MRR@10",
+        "seen_recall@10": "seen R@10",
+        "unseen_recall@10": "unseen R@10",
+        "coverage@10": "coverage@10",
+        "popularity_percentile@10": "pop. pct@10",
+    }
     test = results["test"]
     print(
         f"test ({test['num_examples']} users; 'seen' = the last-item -> target pair occurs in training: "
         f"{test.get('seen_num_examples', '?')} rows, unseen {test.get('unseen_num_examples', '?')}):"
     )
-    print(f"  {'':>22s}  " + "  ".join(f"{c:>16s}" for c in columns))
+    print(f"  {'':>22s}  " + "  ".join(f"{c:>11s}" for c in columns.values()))
     rows = [("TIGER", test)]
     rows += [(name.replace("_", " "), metrics) for name, metrics in results.get("baselines", {}).items()]
     for name, metrics in rows:
-        print(f"  {name:>22s}  " + "  ".join(f"{metrics.get(c, float('nan')):>16.4f}" for c in columns))
+        print(f"  {name:>22s}  " + "  ".join(f"{metrics.get(c, float('nan')):>11.4f}" for c in columns))
     if results.get("baselines"):
         print("  (count baselines: hf_tiger.baselines, fitted on the training split, scored on the same test rows)")
+    print(
+        "  (coverage@10: share of the catalogue recommended to someone; pop. pct@10: mean training-popularity "
+        "percentile of the recommended items, 1 = most popular)"
+    )
     print("\nsample recommendations (test users):")
     for sample in results["sample_recommendations"]:
         print(f"user {sample['user_id']}: recent history")

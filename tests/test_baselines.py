@@ -164,7 +164,9 @@ def test_transitions_are_the_consecutive_pairs_of_the_training_prefixes(shared_d
     assert fitted.total() == splits["train"].num_rows
     metrics = evaluate_recommender(model, splits["validation"])
     popular = evaluate_recommender(PopularityRecommender().fit(splits["train"]), splits["validation"])
-    assert set(metrics) == set(popular) == {"recall@5", "ndcg@5", "recall@10", "ndcg@10", "num_examples"}
+    assert set(metrics) == set(popular) == {
+        f"{name}@{k}" for name in ("recall", "ndcg", "mrr") for k in (5, 10)
+    } | {"num_examples"}
     assert metrics["num_examples"] == 943
 
 
@@ -307,3 +309,26 @@ def test_evaluate_recommender_adds_the_seen_unseen_split():
     got = evaluate_recommender(transitions, held_out, ks=(1,), transitions=transitions)
     assert got["seen_recall@1"] == 1.0 and got["unseen_recall@1"] == 0.0
     assert got["seen_num_examples"] == 2 and got["recall@1"] == 0.5
+
+
+def test_evaluate_recommender_beyond_accuracy_metrics_by_hand():
+    from hf_tiger.baselines import baseline_metrics
+
+    popular = PopularityRecommender().fit(TRAIN)  # target counts b 3, c 2, e 1 -> ranking [b, c, e]
+    split = {"history": [["a"], ["b"]], "target": ["c", "e"]}
+    catalogue = ["a", "b", "c", "d", "e", "f"]
+    got = evaluate_recommender(popular, split, ks=(1, 2), catalogue=catalogue)
+    # everyone gets [b, c]: c at rank 1 for the first row, e missed; MRR@2 = (1/2 + 0) / 2
+    assert got["mrr@2"] == pytest.approx(0.25) and got["mrr@1"] == 0.0
+    assert got["coverage@1"] == pytest.approx(1 / 6) and got["coverage@2"] == pytest.approx(2 / 6)
+    # percentiles over 6 items (a, d, f count 0 -> 0.2 each; e 1 -> 0.6; c 2 -> 0.8; b 3 -> 1.0)
+    assert got["popularity_percentile@1"] == pytest.approx(1.0)
+    assert got["popularity_percentile@2"] == pytest.approx((1.0 + 0.8) / 2)
+    # both baselines through one call share the catalogue and the training popularity
+    both = baseline_metrics({"train": TRAIN, "test": split}, "test", ks=(2,), catalogue=catalogue)
+    assert both["most_popular"]["coverage@2"] == pytest.approx(2 / 6)
+    # transitions: a -> [b, c], b -> [c, e]
+    assert both["last_item_transitions"]["coverage@2"] == pytest.approx(3 / 6)
+    assert both["last_item_transitions"]["mrr@2"] == pytest.approx((1 / 2 + 1 / 2) / 2)
+    assert both["last_item_transitions"]["popularity_percentile@2"] == pytest.approx((1.0 + 0.8 + 0.8 + 0.6) / 4)
+    assert "seen_recall@2" in both["most_popular"]

@@ -87,6 +87,38 @@ def test_load_results_reports_bad_json_line(tmp_path):
     assert load_results(path) == RESULTS
 
 
+def test_extract_test_metrics_keeps_beyond_accuracy_metrics():
+    results = {
+        "test": {
+            "recall@10": 0.07,
+            "mrr@10": 0.03,
+            "coverage@10": 0.4,
+            "popularity_percentile@10": 0.8,
+            "seen_recall@10": 0.1,
+            "unseen_recall@10": 0.02,
+            "seen_num_examples": 10,
+        }
+    }
+    metrics = extract_test_metrics(results)
+    assert metrics == {
+        "Recall@10": 0.07,
+        "MRR@10": 0.03,
+        "SeenRecall@10": 0.1,
+        "UnseenRecall@10": 0.02,
+        "Coverage@10": 0.4,
+        "PopularityPercentile@10": 0.8,
+    }
+    kinds = [(r.metric_type, r.metric_args) for r in build_eval_results(metrics, "ml-100k")]
+    assert kinds == [
+        ("recall", {"k": 10}),
+        ("mrr", {"k": 10}),
+        ("seen_recall", {"k": 10}),
+        ("unseen_recall", {"k": 10}),
+        ("coverage", {"k": 10}),
+        ("popularity_percentile", {"k": 10}),
+    ]
+
+
 def test_build_eval_results():
     results = build_eval_results({"Recall@10": 0.07, "NDCG@5": 0.03}, "amazon-p5/beauty")
     assert all(isinstance(r, EvalResult) for r in results)

@@ -28,8 +28,11 @@ DEFAULT_TAGS = (
     "t5",
 )
 EVAL_PROTOCOL = (
-    "leave-one-out, Recall@K / NDCG@K over the whole catalogue from trie-constrained beam search; "
-    "a hit is the exact item (full semantic ID including the collision level)"
+    "leave-one-out, Recall@K / NDCG@K / MRR@K over the whole catalogue from trie-constrained beam search; "
+    "a hit is the exact item (full semantic ID including the collision level); Coverage@K = share of the "
+    "catalogue recommended to at least one test user; PopularityPercentile@K = mean training-popularity "
+    "percentile of the recommended items (1 = most popular); Seen/UnseenRecall@K = Recall@K on the test rows "
+    "whose last-item -> target transition does / does not occur in training"
 )
 
 # Friendly names and the TIGER paper's Table 2 test numbers for the data sets it reports.
@@ -46,13 +49,28 @@ KNOWN_DATASETS: dict[str, dict[str, Any]] = {
     "ml-1m": {"pretty_name": "MovieLens 1M"},
 }
 
+# Card name and model-index metric type of every metric `results.json` may hold (hf_tiger.metrics), in card order.
+_METRICS = {
+    "recall": ("Recall", "recall"),
+    "ndcg": ("NDCG", "ndcg"),
+    "mrr": ("MRR", "mrr"),
+    "hit_rate": ("HitRate", "hit_rate"),
+    "hr": ("HitRate", "hit_rate"),
+    "precision": ("Precision", "precision"),
+    "map": ("MAP", "map"),
+    "seen_recall": ("SeenRecall", "seen_recall"),
+    "unseen_recall": ("UnseenRecall", "unseen_recall"),
+    "coverage": ("Coverage", "coverage"),
+    "popularity_percentile": ("PopularityPercentile", "popularity_percentile"),
+}
 _METRIC_RE = re.compile(
-    r"^(?:(?:test|eval|predict)[_/.])?(recall|ndcg|hit_rate|hr|mrr|precision|map)[@_]?(\d+)$", re.IGNORECASE
+    r"^(?:(?:test|eval|predict)[_/.])?(" + "|".join(sorted(_METRICS, key=len, reverse=True)) + r")[@_]?(\d+)$",
+    re.IGNORECASE,
 )
-_METRIC_NAMES = {"recall": "Recall", "ndcg": "NDCG", "hit_rate": "HitRate", "hr": "HitRate", "mrr": "MRR",
-                 "precision": "Precision", "map": "MAP"}
-_METRIC_TYPES = {"recall": "recall", "ndcg": "ndcg", "hit_rate": "hit_rate", "hr": "hit_rate", "mrr": "mrr",
-                 "precision": "precision", "map": "map"}
+_METRIC_NAMES = {key: name for key, (name, _) in _METRICS.items()}
+_METRIC_TYPES = {key: kind for key, (_, kind) in _METRICS.items()}
+# card names back to their keys (e.g. "PopularityPercentile@10" -> "popularity_percentile")
+_CARD_NAME_KEYS = {name.lower(): key for key, (name, _) in _METRICS.items() if key != "hr"}
 
 
 def default_template_path() -> Path:
@@ -84,6 +102,12 @@ def _metric_key(name: str) -> tuple[str, int] | None:
     if match is None:
         return None
     return match.group(1).lower(), int(match.group(2))
+
+
+def _card_metric_key(name: str) -> tuple[str, int] | None:
+    """`("recall", 10)` from a card metric name such as `Recall@10` or `PopularityPercentile@10`."""
+    card_name, _, k = name.partition("@")
+    return _metric_key(f"{_CARD_NAME_KEYS.get(card_name.lower(), card_name)}@{k}")
 
 
 def _candidate_metric_dicts(results: Mapping[str, Any]) -> list[Mapping[str, Any]]:
@@ -149,7 +173,7 @@ def build_eval_results(
     pretty = dataset_pretty_name or KNOWN_DATASETS.get(dataset_name, {}).get("pretty_name", dataset_name)
     eval_results = []
     for name, value in metrics.items():
-        key = _metric_key(name.replace("HitRate", "hit_rate"))
+        key = _card_metric_key(name)
         if key is None:
             raise ValueError(f"unrecognised metric name {name!r} (expected e.g. 'Recall@10')")
         metric, k = key
@@ -285,7 +309,7 @@ def create_model_card(
         license=license,
         tags=list(dict.fromkeys([*DEFAULT_TAGS, *(tags or [])])),
         datasets=[dataset_name] if dataset_name else None,
-        metrics=sorted({_METRIC_TYPES[_metric_key(n.replace("HitRate", "hit_rate"))[0]] for n in metrics}) or None,
+        metrics=sorted({_METRIC_TYPES[_card_metric_key(n)[0]] for n in metrics}) or None,
         model_name=repo_id,
         eval_results=eval_results,
     )

@@ -13,7 +13,7 @@ from transformers.utils import logging
 
 from .arguments import DataArguments, TigerTrainingArguments
 from .data import TigerDataCollator
-from .train import evaluate_split, hardware_description, package_versions
+from .train import evaluate_split, hardware_description, package_versions, retrieval_metrics_computer
 from .trainer import TigerTrainer
 
 logger = logging.get_logger(__name__)
@@ -47,7 +47,11 @@ def evaluate_saved_model(
     use_user_tokens: bool = True,
     training_args: TigerTrainingArguments | None = None,
 ) -> dict[str, Any]:
-    """Recall@K / NDCG@K of a saved model on one split of a dataset (constrained beam search over its catalogue).
+    """Every retrieval metric of a saved model on one split (constrained beam search over its catalogue).
+
+    Recall@K, NDCG@K, MRR@K, catalogue coverage@K, popularity percentile@K (training popularity) and Recall@K on
+    the rows whose last-item -> target transition occurs in training and on the rest, as
+    [`hf_tiger.metrics.compute_recommendation_metrics`] defines them (the baselines are scored by it too).
 
     Runs through [`TigerTrainer`], so it also works under `torchrun` / `accelerate launch` with the metrics
     gathered across processes.
@@ -64,7 +68,8 @@ def evaluate_saved_model(
         training_args ([`TigerTrainingArguments`], *optional*): full control over the evaluation settings.
 
     Returns:
-        `dict` with `metrics` (`recall@5`, ...), `split`, `num_examples`, `seconds`, `versions`, `hardware`.
+        `dict` with `metrics` (`recall@5`, `mrr@5`, `coverage@5`, `seen_recall@5`, ...), `split`, `num_examples`,
+        `seconds`, `versions`, `hardware`.
     """
     from hf_tiger.data import load_sequences
 
@@ -89,9 +94,13 @@ def evaluate_saved_model(
             args=args,
             data_collator=TigerDataCollator(pad_token_id=tokenizer.pad_token_id),
             processing_class=tokenizer,
+            compute_metrics=retrieval_metrics_computer(tokenizer, sequences["train"], args.metric_ks),
         )
         started = time.time()
-        metrics = evaluate_split(trainer, sequences[split], tokenizer, data_args, split, max_samples)
+        from hf_tiger.baselines import LastItemTransitionRecommender
+
+        transitions = LastItemTransitionRecommender().fit(sequences["train"])
+        metrics = evaluate_split(trainer, sequences[split], tokenizer, data_args, split, max_samples, transitions)
     return {
         "model": str(model_name_or_path),
         "dataset": dataset,
@@ -150,6 +159,20 @@ def recommend_with_text(
         ]
         for row_items, row_scores in zip(items, scores)
     ]
+
+
+def trained_with_user_tokens(model_name_or_path: str | os.PathLike) -> bool | None:
+    """Whether the model in a training-run folder was trained with user tokens (its `results.json`), else `None`."""
+    import json
+
+    path = Path(model_name_or_path) / "results.json"
+    if not path.is_file():
+        return None
+    try:
+        value = json.loads(path.read_text(encoding="utf-8")).get("config", {}).get("data", {}).get("use_user_tokens")
+    except (json.JSONDecodeError, AttributeError):
+        return None
+    return value if isinstance(value, bool) else None
 
 
 def default_output_path(model_name_or_path: str | os.PathLike, split: str) -> Path:

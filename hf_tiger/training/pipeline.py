@@ -323,7 +323,11 @@ def run_pipeline(
     # Count-based references scored on the same test rows with the same metric code (fitted on the train split).
     baselines_started = time.time()
     results["baselines"] = baseline_metrics(
-        sequences, "test", ks=training_args.metric_ks, limit=data_args.max_test_samples
+        sequences,
+        "test",
+        ks=training_args.metric_ks,
+        limit=data_args.max_test_samples,
+        catalogue=tokenizer.item_ids,
     )
     timings["baselines"] = time.time() - baselines_started
     timings["total"] = time.time() - started

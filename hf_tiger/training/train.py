@@ -22,7 +22,7 @@ from transformers.utils import logging
 
 from .arguments import DataArguments, TigerModelArguments, TigerTrainingArguments
 from .data import TigerDataCollator, length_order, sort_by_length, tokenize_split
-from .trainer import TigerTrainer
+from .trainer import RetrievalMetricsComputer, TigerTrainer
 
 logger = logging.get_logger(__name__)
 
@@ -225,6 +225,36 @@ class _TimeBudget(TrainerCallback):
         return control
 
 
+def item_popularity_percentiles(tokenizer, train_split) -> dict[tuple[int, ...], float]:
+    """Popularity percentile of every catalogue item, keyed by its semantic ID as token ids.
+
+    Popularity is the number of training rows whose target is the item (as `PopularityRecommender` counts it);
+    see [`hf_tiger.metrics.popularity_percentiles`]. Items never seen as a training target score at the bottom.
+    """
+    from ..baselines import PopularityRecommender
+    from ..metrics import popularity_percentiles
+
+    counts = PopularityRecommender().fit(train_split).popularity
+    catalogue = set(tokenizer.item_ids)
+    unknown = [item for item in counts if item not in catalogue]
+    if unknown:
+        raise ValueError(
+            f"{len(unknown)} training targets are not in the tokenizer's catalogue (e.g. {unknown[:3]}): the "
+            "tokenizer was built for another catalogue"
+        )
+    by_item = popularity_percentiles(counts, catalogue=tokenizer.item_ids)
+    return {tuple(tokenizer.item_token_ids(item)): value for item, value in by_item.items()}
+
+
+def retrieval_metrics_computer(tokenizer, train_split, ks) -> RetrievalMetricsComputer:
+    """The Trainer's `compute_metrics` with coverage and popularity percentile (from the training split)."""
+    return RetrievalMetricsComputer(
+        ks,
+        catalogue_size=tokenizer.catalogue_size,
+        percentiles=item_popularity_percentiles(tokenizer, train_split),
+    )
+
+
 def evaluate_split(
     trainer: TigerTrainer,
     split: datasets.Dataset,
@@ -330,6 +360,7 @@ def train_tiger(
         eval_dataset=sort_by_length(encoded["validation"]),
         data_collator=collator,
         processing_class=tokenizer,
+        compute_metrics=retrieval_metrics_computer(tokenizer, dataset["train"], training_args.metric_ks),
         callbacks=[history, *([budget] if budget else []), *(callbacks or [])],
     )
     checkpoint = resolve_checkpoint(training_args.resume_from_checkpoint, training_args.output_dir)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -12,28 +12,41 @@ import torch.nn.functional as F
 from transformers import EvalPrediction, Seq2SeqTrainer, Trainer
 from transformers.utils import logging
 
-from ..metrics import metrics_from_ranks, ranks_from_semantic_ids
+from ..metrics import compute_recommendation_metrics, ranks_from_semantic_ids, semantic_id_lists
 
 logger = logging.get_logger(__name__)
 
 
 class RetrievalMetricsComputer:
-    """`compute_metrics` for [`TigerTrainer`]: Recall@K / NDCG@K from generated semantic IDs.
+    """`compute_metrics` for [`TigerTrainer`]: the retrieval metrics of generated semantic IDs.
 
-    A hit is an exact match of all `num_levels` tokens (collision level included) between a generated sequence
-    and the label, so it is always the right item. Also reports the exact mean per-example loss (`loss`) and the
-    number of examples scored (`num_examples`, after duplicates added by distributed sharding were dropped).
+    Scores with [`hf_tiger.metrics.compute_recommendation_metrics`], the function that also scores the count
+    baselines: Recall@K, NDCG@K and MRR@K, plus catalogue coverage@K with `catalogue_size` and popularity
+    percentile@K with `percentiles`. Items are compared by their full semantic ID (all `num_levels` tokens,
+    collision level included), so a hit is always the right item. Also reports the exact mean per-example loss
+    (`loss`) and the number of examples scored (`num_examples`, after duplicates added by distributed sharding
+    were dropped).
 
     Args:
         ks (`Sequence[int]`, *optional*, defaults to `(5, 10)`): cut-offs.
+        catalogue_size (`int`, *optional*): items in the catalogue (adds `coverage@K`).
+        percentiles (`Mapping[tuple[int, ...], float]`, *optional*): popularity percentile per semantic ID as token
+            ids (see [`hf_tiger.training.item_popularity_percentiles`]; adds `popularity_percentile@K`).
 
     Call with an `EvalPrediction` whose `predictions` are `(generated, per_example_loss)` (or `generated`
     alone) with `generated` of shape `(num_examples, num_returned, num_levels)` and `label_ids` of shape
     `(num_examples, num_levels)`.
     """
 
-    def __init__(self, ks: Sequence[int] = (5, 10)):
+    def __init__(
+        self,
+        ks: Sequence[int] = (5, 10),
+        catalogue_size: int | None = None,
+        percentiles: Mapping[tuple[int, ...], float] | None = None,
+    ):
         self.ks = tuple(int(k) for k in ks)
+        self.catalogue_size = catalogue_size
+        self.percentiles = percentiles
 
     def __call__(self, eval_prediction: EvalPrediction) -> dict[str, float]:
         predictions = eval_prediction.predictions
@@ -44,11 +57,16 @@ class RetrievalMetricsComputer:
         else:
             generated = predictions
         labels = np.asarray(eval_prediction.label_ids)
-        ranks = ranks_from_semantic_ids(np.asarray(generated), labels)
-        metrics = metrics_from_ranks(ranks, self.ks)
+        ranks_from_semantic_ids(np.asarray(generated), labels)  # checks shapes and padding with clear errors
+        metrics = compute_recommendation_metrics(
+            semantic_id_lists(generated, catalogue=self.percentiles),
+            [tuple(int(t) for t in row) for row in labels.tolist()],
+            ks=self.ks,
+            catalogue_size=self.catalogue_size,
+            percentiles=self.percentiles,
+        )
         if losses is not None:
             metrics["loss"] = float(np.mean(np.asarray(losses, dtype=np.float64)))
-        metrics["num_examples"] = int(ranks.shape[0])
         return metrics
 
 
@@ -74,7 +92,10 @@ class TigerTrainer(Seq2SeqTrainer):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         if self.compute_metrics is None:
-            self.compute_metrics = RetrievalMetricsComputer(getattr(self.args, "metric_ks", (5, 10)))
+            self.compute_metrics = RetrievalMetricsComputer(
+                getattr(self.args, "metric_ks", (5, 10)),
+                catalogue_size=getattr(self.processing_class, "catalogue_size", None),
+            )
         self._metrics_gather = self.gather_function
         # compute_loss below honours `num_items_in_batch`, so the Trainer's token-count bookkeeping applies.
         self.model_accepts_loss_kwargs = True

@@ -6,16 +6,19 @@ import torch
 from tiger_training_helpers import TINY_MODEL
 from transformers import EvalPrediction
 
-from hf_tiger.metrics import compute_retrieval_metrics
+from hf_tiger.baselines import PopularityRecommender
+from hf_tiger.metrics import compute_recommendation_metrics, popularity_percentiles
 from hf_tiger.training import (
     RetrievalMetricsComputer,
     TigerDataCollator,
     TigerTrainer,
     TigerTrainingArguments,
     build_tiger_model,
+    item_popularity_percentiles,
     tokenize_split,
 )
 from hf_tiger.training.arguments import TigerModelArguments
+from hf_tiger.training.train import retrieval_metrics_computer
 
 
 def test_metrics_computer_uses_full_semantic_ids():
@@ -31,6 +34,28 @@ def test_metrics_computer_uses_full_semantic_ids():
     assert got["recall@1"] == 0.0 and got["recall@2"] == 0.5
     assert got["ndcg@2"] == pytest.approx(0.5 / np.log2(3))
     assert got["loss"] == 2.0 and got["num_examples"] == 2
+    assert got["mrr@2"] == pytest.approx(0.25)
+    # with the catalogue and popularity: the padding rows (outside the catalogue) are no items
+    percentiles = {(10, 20, 30, 41): 0.2, (10, 20, 30, 40): 0.6, (11, 21, 31, 41): 1.0}
+    full = RetrievalMetricsComputer(ks=(1, 2), catalogue_size=10, percentiles=percentiles)(
+        EvalPrediction(predictions=(generated, losses), label_ids=labels)
+    )
+    assert full["coverage@1"] == pytest.approx(1 / 10) and full["coverage@2"] == pytest.approx(2 / 10)
+    assert full["popularity_percentile@2"] == pytest.approx((0.2 + 0.6) / 2)
+    assert full["recall@2"] == 0.5
+
+
+def test_item_popularity_percentiles_key_semantic_ids(ml100k, tiny_tokenizer):
+    sequences, _ = ml100k
+    got = item_popularity_percentiles(tiny_tokenizer, sequences["train"])
+    assert len(got) == tiny_tokenizer.catalogue_size
+    counts = PopularityRecommender().fit(sequences["train"]).popularity
+    top = counts.most_common(1)[0][0]
+    assert got[tuple(tiny_tokenizer.item_token_ids(top))] == 1.0
+    other = dict(sequences["train"][:3])
+    other["target"] = [10**9] * 3
+    with pytest.raises(ValueError, match="not in the tokenizer's catalogue"):
+        item_popularity_percentiles(tiny_tokenizer, other)
 
 
 def test_trainer_metrics_equal_recommend_metrics(ml100k, tiny_tokenizer, tmp_path):
@@ -57,6 +82,7 @@ def test_trainer_metrics_equal_recommend_metrics(ml100k, tiny_tokenizer, tmp_pat
         args=args,
         data_collator=TigerDataCollator(pad_token_id=tiny_tokenizer.pad_token_id),
         processing_class=tiny_tokenizer,
+        compute_metrics=retrieval_metrics_computer(tiny_tokenizer, sequences["train"], args.metric_ks),
     )
     encoded = tokenize_split(split, tiny_tokenizer, cache_dir=tmp_path / "cache", split_name="validation")
     metrics = trainer.evaluate(encoded)
@@ -65,7 +91,18 @@ def test_trainer_metrics_equal_recommend_metrics(ml100k, tiny_tokenizer, tmp_pat
         [list(h) for h in split["history"]], tokenizer=tiny_tokenizer, user_ids=list(split["user_id"]),
         top_k=10, num_beams=10,
     )
-    expected = compute_retrieval_metrics(recommended, list(split["target"]), ks=(1, 5, 10))
+    # The same function scores the item ids (as the baselines are scored): every metric agrees.
+    percentiles = popularity_percentiles(
+        PopularityRecommender().fit(sequences["train"]).popularity, catalogue=tiny_tokenizer.item_ids
+    )
+    expected = compute_recommendation_metrics(
+        recommended,
+        list(split["target"]),
+        ks=(1, 5, 10),
+        catalogue_size=tiny_tokenizer.catalogue_size,
+        percentiles=percentiles,
+    )
+    assert {"eval_mrr@10", "eval_coverage@10", "eval_popularity_percentile@10"} <= set(metrics)
     for key, value in expected.items():
         assert metrics[f"eval_{key}"] == pytest.approx(value)
     # transformers' own beam search with the trie processor ranks the same items.
