@@ -165,3 +165,18 @@ def test_two_processes_write_the_same_bytes_and_metrics_as_one(tiny_folder, shar
             continue
         assert b["metrics"][key] == pytest.approx(value, rel=1e-6, abs=1e-9), key
     assert {"mrr@10", "coverage@10", "popularity_percentile@10", "seen_recall@10"} <= set(a["metrics"])
+
+
+@pytest.mark.slow
+def test_batch_benchmark_prints_users_per_second(tiny_folder, shared_data_dir, tmp_path, capsys, monkeypatch):
+    from hub_helpers import load_script
+
+    script = load_script("benchmarks/batch_recommend.py", monkeypatch)
+    rows = script.main(
+        ["--model_name_or_path", str(tiny_folder), "--dataset", "ml-100k", "--data_dir", str(shared_data_dir),
+         "--output_dir", str(tmp_path / "bench"), "--threads", "2", "--num_beams", "10", "--shard_size", "200"]
+    )
+    printed = capsys.readouterr().out
+    assert [row["num_users"] for row in rows] == [943, 943]
+    assert "| 1 process x 2 threads |" in printed and "| 2 processes x 1 threads |" in printed
+    assert "byte-identical: True" in printed
