@@ -47,9 +47,13 @@ def test_pipeline_then_evaluate_and_recommend_scripts(shared_data_dir, tmp_path)
     # The count baselines are scored on the same 40 test rows as TIGER.
     splits = load_sequences("ml-100k", data_dir=shared_data_dir)
     transitions = LastItemTransitionRecommender().fit(splits["train"])
+    from hf_tiger import SemanticIDTokenizer
+
+    catalogue = SemanticIDTokenizer.from_pretrained(out).item_ids  # coverage is over TIGER's catalogue
     assert saved["baselines"]["last_item_transitions"] == evaluate_recommender(
-        transitions, splits["test"].select(range(40)), transitions=transitions
+        transitions, splits["test"].select(range(40)), transitions=transitions, catalogue=catalogue
     )
+    assert {"mrr@10", "coverage@10", "popularity_percentile@10"} <= set(saved["test"])
     # TIGER's test metrics carry the seen / unseen split of the same rows
     test = saved["test"]
     assert test["seen_num_examples"] + test["unseen_num_examples"] == 40
