@@ -25,12 +25,13 @@ import hashlib
 import json
 import math
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from transformers.utils import logging
+
+from .models.rqvae.training_rqvae import _atomic_write
 
 logger = logging.get_logger(__name__)
 
@@ -149,18 +150,6 @@ def _users_fingerprint(users: Sequence[Mapping[str, Any]]) -> str:
     return digest.hexdigest()
 
 
-def _write_atomic(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
 def _write_records(path: Path, records: list[dict[str, Any]], output_format: str) -> None:
     if output_format == "jsonl":
 
@@ -177,7 +166,7 @@ def _write_records(path: Path, records: list[dict[str, Any]], output_format: str
             table = pa.Table.from_pylist(records) if records else pa.table({})
             pq.write_table(table, tmp)
 
-    _write_atomic(path, write)
+    _atomic_write(path, write)
 
 
 def _merge(shard_paths: list[Path], path: Path, output_format: str) -> None:
@@ -195,7 +184,7 @@ def _merge(shard_paths: list[Path], path: Path, output_format: str) -> None:
         def write(tmp):
             pq.write_table(pa.concat_tables([pq.read_table(shard) for shard in shard_paths]), tmp)
 
-    _write_atomic(path, write)
+    _atomic_write(path, write)
 
 
 def recommend_to_files(
@@ -273,7 +262,7 @@ def recommend_to_files(
     state.wait_for_everyone()
     if state.is_main_process and previous is None:
         output_dir.mkdir(parents=True, exist_ok=True)
-        _write_atomic(manifest_path, lambda tmp: Path(tmp).write_text(json.dumps(manifest, indent=2) + "\n"))
+        _atomic_write(manifest_path, lambda tmp: Path(tmp).write_text(json.dumps(manifest, indent=2) + "\n"))
     state.wait_for_everyone()
 
     def shard_path(index: int) -> Path:

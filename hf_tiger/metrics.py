@@ -250,7 +250,10 @@ def compute_retrieval_metrics(
     Returns:
         `dict[str, float]`: `{"recall@5": ..., "ndcg@5": ..., "mrr@5": ..., "recall@10": ..., ...}`.
     """
-    spans = target_ranks(ranked_item_lists, targets, scores)
+    return _metrics_from_spans(target_ranks(ranked_item_lists, targets, scores), ks)
+
+
+def _metrics_from_spans(spans: Sequence[tuple[int, int]], ks: Sequence[int]) -> dict[str, float]:
     out: dict[str, float] = {}
     for k in ks:
         _check_k(k)
@@ -376,7 +379,8 @@ def compute_recommendation_metrics(
     Returns:
         `dict[str, float]`: `recall@K`, `ndcg@K`, `mrr@K` (+ the optional ones) for every K, and `num_examples`.
     """
-    out = compute_retrieval_metrics(ranked_item_lists, targets, ks=ks, scores=scores)
+    spans = target_ranks(ranked_item_lists, targets, scores)  # once, for every metric below
+    out = _metrics_from_spans(spans, ks)
     for k in ks:
         if catalogue_size is not None:
             out[f"coverage@{k}"] = catalogue_coverage(ranked_item_lists, k, catalogue_size)
@@ -386,7 +390,6 @@ def compute_recommendation_metrics(
         seen = np.asarray(seen, dtype=bool).reshape(-1)
         if seen.size != len(targets):
             raise ValueError(f"{seen.size} seen flags but {len(targets)} targets")
-        spans = target_ranks(ranked_item_lists, targets, scores)
         for name, rows in (("seen", seen), ("unseen", ~seen)):
             for k in ks:
                 hits = [_span_metrics(span, k)[0] for span, keep in zip(spans, rows) if keep]
