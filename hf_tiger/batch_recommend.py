@@ -187,6 +187,9 @@ def _merge(shard_paths: list[Path], path: Path, output_format: str) -> None:
     _atomic_write(path, write)
 
 
+_MANIFEST_DEFAULTS = {"precision": "auto"}
+
+
 def recommend_to_files(
     model,
     tokenizer,
@@ -199,6 +202,7 @@ def recommend_to_files(
     batch_size: int | None = None,
     output_format: str = "jsonl",
     model_name: str | None = None,
+    precision: str = "auto",
 ) -> dict[str, Any]:
     """Top-K items for every user, sharded over the processes of `accelerate launch` / `torchrun` (or one process).
 
@@ -215,6 +219,7 @@ def recommend_to_files(
         output_format (`str`, *optional*, defaults to `"jsonl"`): `"jsonl"` or `"parquet"`; each record holds
             `user_id`, `items` (best first) and `scores`.
         model_name (`str`, *optional*): recorded in the manifest.
+        precision (`str`, *optional*, defaults to `"auto"`): `model.recommend`'s (bf16 on CPUs with native bf16).
 
     Returns:
         `dict` with `output` (the merged file, on every process), `num_users`, `num_shards`, and this process's
@@ -249,12 +254,16 @@ def recommend_to_files(
         "num_beams": num_beams,
         "use_user_tokens": use_user_tokens,
         "output_format": output_format,
+        "precision": precision,
     }
     manifest_path = output_dir / MANIFEST_FILE
     # every process checks the folder before anyone writes to it, so all of them refuse another job's folder
     previous = json.loads(manifest_path.read_text(encoding="utf-8")) if manifest_path.exists() else None
     if previous is not None:
-        changed = sorted(k for k in manifest if k != "model" and previous.get(k) != manifest[k])
+        # folders written before `precision` was recorded decoded as "auto" does on CPUs without native bf16
+        changed = sorted(
+            k for k in manifest if k != "model" and previous.get(k, _MANIFEST_DEFAULTS.get(k)) != manifest[k]
+        )
         if changed:
             raise ValueError(
                 f"{output_dir} holds the output of another job (it differs in {changed}); use a new output folder"
@@ -287,6 +296,7 @@ def recommend_to_files(
             num_beams=num_beams,
             return_scores=True,
             batch_size=batch_size,
+            precision=precision,
         )
         records = [
             {"user_id": user_ids[i], "items": list(row_items), "scores": [float(s) for s in row_scores]}

@@ -47,6 +47,10 @@ class RecommendArguments:
     output_format: str = field(default="jsonl", metadata={"help": "Batch mode: jsonl or parquet."})
     shard_size: int = field(default=1024, metadata={"help": "Batch mode: users per shard (the unit of resuming)."})
     batch_size: int | None = field(default=None, metadata={"help": "Histories per generate() call."})
+    precision: str = field(
+        default="auto",
+        metadata={"help": "auto (bf16 on CPUs with AMX / AVX512-BF16, else fp32), bf16 or fp32 (model.recommend)."},
+    )
     use_user_tokens: bool | None = field(
         default=None, metadata={"help": "Pass user ids (default: as recorded in the run's results.json, else yes)."}
     )
@@ -78,6 +82,7 @@ def batch_main(args: RecommendArguments, model, tokenizer) -> dict:
         batch_size=args.batch_size,
         output_format=args.output_format,
         model_name=args.model_name_or_path,
+        precision=args.precision,
     )
     seconds = time.time() - started
     computed = sum(min(args.shard_size, len(users) - i * args.shard_size) for i in result["shards_computed"])
@@ -100,7 +105,8 @@ def main(argv=None):
     if args.user_id is not None and tokenizer.num_user_buckets > 0 and args.use_user_tokens is not False:
         user_ids = coerce_item_ids([args.user_id], tokenizer)
     (ranked,) = recommend_with_text(
-        model, tokenizer, [history], user_ids=user_ids, top_k=args.top_k, num_beams=args.num_beams, texts=texts
+        model, tokenizer, [history], user_ids=user_ids, top_k=args.top_k, num_beams=args.num_beams, texts=texts,
+        precision=args.precision,
     )
     print("history:")
     for item in history:

@@ -7,6 +7,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# fp32 on every CPU (no automatic bf16 on AMX / AVX512-BF16 machines), so results do not depend on the machine;
+# the bf16 tests turn it on themselves
+os.environ["HF_TIGER_CPU_BF16"] = "0"
 
 import pytest  # noqa: E402
 import torch  # noqa: E402

@@ -97,6 +97,15 @@ def test_recommend_to_files_matches_recommend_and_resumes(tiny, tmp_path):
     # the folder of another job is refused, naming what differs
     with pytest.raises(ValueError, match="another job.*top_k"):
         recommend_to_files(model, tokenizer, USERS, out, top_k=3, shard_size=2, use_user_tokens=True)
+    with pytest.raises(ValueError, match="another job.*precision"):
+        recommend_to_files(model, tokenizer, USERS, out, top_k=5, shard_size=2, use_user_tokens=True, precision="bf16")
+    # a folder written before the precision was recorded resumes as "auto"
+    manifest = json.loads((out / "manifest.json").read_text())
+    del manifest["precision"]
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    (out / "shard-00002.jsonl").unlink()
+    resumed = recommend_to_files(model, tokenizer, USERS, out, top_k=5, shard_size=2, use_user_tokens=True)
+    assert resumed["shards_computed"] == [2] and (out / "recommendations.jsonl").read_bytes() == merged
 
 
 def test_recommend_to_files_parquet_and_errors(tiny, tmp_path):

@@ -194,6 +194,13 @@ class TigerTrainingArguments(Seq2SeqTrainingArguments):
     learning_rate: float = field(default=1e-3, metadata={"help": "Peak learning rate."})
     weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay."})
     logging_steps: float = field(default=50, metadata={"help": "Log the training loss every N steps."})
+    auto_cpu_bf16: bool = field(
+        default=True,
+        metadata={
+            "help": "Training on CPU without --bf16/--fp16: turn on bf16 mixed precision when the CPU computes bf16 "
+            "natively (AMX / AVX512-BF16); elsewhere fp32 stays (emulated bf16 is slower) and the log says why."
+        },
+    )
     train_sampling_strategy: str = field(
         default="group_by_length",
         metadata={
@@ -209,6 +216,15 @@ class TigerTrainingArguments(Seq2SeqTrainingArguments):
             logger.warning_once("no GPU: the distributed run uses the CPU processes over gloo (use_cpu=True)")
             self.use_cpu = True
             self.ddp_backend = self.ddp_backend or "gloo"
+        if self.auto_cpu_bf16 and not (self.bf16 or self.fp16) and (self.use_cpu or not _has_accelerator()):
+            from ..models.tiger.generation_tiger import cpu_bf16_support
+
+            native, reason = cpu_bf16_support()
+            if native:
+                logger.info_once(f"training in bf16 mixed precision (fp32 weights and optimizer): this CPU has {reason}")
+                self.bf16 = True
+            else:
+                logger.info_once(f"training in fp32: this CPU has {reason}")
         super().__post_init__()
         if not self.metric_ks or any(int(k) < 1 for k in self.metric_ks):
             raise ValueError(f"metric_ks must be positive integers, got {self.metric_ks}")

@@ -141,8 +141,9 @@ def recommend_with_text(
     top_k: int = 10,
     num_beams: int | None = None,
     texts: dict[Any, str] | None = None,
+    precision: str = "auto",
 ) -> list[list[dict[str, Any]]]:
-    """Ranked recommendations per history as `{"rank", "item_id", "score", "text"}` dicts."""
+    """Ranked recommendations per history as `{"rank", "item_id", "score", "text"}` dicts (`model.recommend`)."""
     items, scores = model.recommend(
         [list(h) for h in histories],
         tokenizer=tokenizer,
@@ -150,6 +151,7 @@ def recommend_with_text(
         top_k=top_k,
         num_beams=num_beams,
         return_scores=True,
+        precision=precision,
     )
     texts = texts or {}
     return [

@@ -177,20 +177,6 @@ def find_rqvae(semantic_args, model_args: TigerModelArguments, stage1=None, outp
     return None
 
 
-def cpu_description() -> tuple[str, str]:
-    """The CPU's model name and its native bf16 support (AMX / AVX512-BF16 flags of /proc/cpuinfo)."""
-    name, flags = platform.processor() or platform.machine(), set()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name") and ":" in line:
-                name = line.split(":", 1)[1].strip()
-            elif line.startswith("flags") and ":" in line:
-                flags = set(line.split(":", 1)[1].split())
-    native = [flag for flag in ("amx_bf16", "avx512_bf16") if flag in flags]
-    return name, ", ".join(native) if native else "no AMX / AVX512-BF16 (bf16 is emulated)"
-
-
 class _History(TrainerCallback):
     """Keeps every validation evaluation (step, epoch, metrics) for results.json."""
 

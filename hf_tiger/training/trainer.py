@@ -170,7 +170,9 @@ class TigerTrainer(Seq2SeqTrainer):
         num_return = int(gen_kwargs["num_return_sequences"])
         if self._supports_fast_flag(model) and hasattr(self.args, "fast_beam_search"):
             gen_kwargs.setdefault("fast_beam_search", self.args.fast_beam_search)
-        with torch.no_grad(), self.autocast_smart_context_manager():
+        # the unwrapped model (and the fast beam search, which calls its submodules) runs outside the autocast that
+        # accelerate wraps around forward(): the mixed precision of training (bf16 / fp16) is applied here
+        with torch.no_grad(), self.accelerator.autocast():
             output = model.generate(input_ids=input_ids, attention_mask=attention_mask, **gen_kwargs)
         sequences = output if isinstance(output, torch.Tensor) else output.sequences
         num_levels = int(model.config.num_levels)

@@ -10,7 +10,10 @@ Methods (same 4.6M-parameter-class TIGER, same inputs, greedy-free beam search, 
 For each: time per batch, the time spent in the constraint (processor / prefix function calls, or the trie-index
 calls inside the fast search) and its share of the decode time, the speedup over transformers + processor, and
 whether the results equal transformers + processor's (same items in the same order, max score difference).
-Then the wall time of `model.recommend()` (tokenise + fast search + decode) over all Beauty test users.
+Then the full evaluation: `model.recommend()` (tokenise + fast search + decode) over all Beauty test users, once per
+``--precisions`` setting (fp32, and bf16 autocast with fp32 scores): users/s, achieved GFLOP/s (FlopCounterMode over
+the first users) beside the fp32 and bf16 matmul peak measured in the same run, and the share of users whose top-k
+equals the first setting's. The CPU's name and its AMX / AVX512-BF16 support are printed with it.
 
 The catalogue is Beauty-sized (12,101 items) with random codes (3 x 256 + collision level) unless a saved
 `SemanticIDTokenizer` (``--tokenizer_path``) or a trained RQ-VAE (``--rqvae_path``, codes of the Beauty item
@@ -21,6 +24,8 @@ Usage:
     python scripts/benchmarks/decode.py                 # CPU, batch 32 and 256, full Beauty test evaluation
     python scripts/benchmarks/decode.py --quick         # smoke run (small catalogue, few users)
     python scripts/benchmarks/decode.py --device cuda
+    python scripts/benchmarks/decode.py --skip_table --model_name_or_path runs/beauty-cpu \
+        --dataset amazon-p5/beauty --data_dir ../shared/data       # a trained model on the real test users
 """
 
 from __future__ import annotations
@@ -33,10 +38,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 from transformers import HfArgumentParser, LogitsProcessorList, PrefixConstrainedLogitsProcessor, set_seed
 
 from hf_tiger import SemanticIDTokenizer, TigerConfig, TigerForConditionalGeneration
-from hf_tiger.models.tiger.generation_tiger import CatalogueIndex, TrieConstrainedLogitsProcessor
+from hf_tiger.machine import cpu_description, matmul_peak
+from hf_tiger.models.tiger.generation_tiger import (
+    CatalogueIndex,
+    TrieConstrainedLogitsProcessor,
+    inference_autocast_dtype,
+)
 
 
 @dataclass
@@ -72,6 +83,21 @@ class DecodeBenchmarkArguments:
         default=None, metadata={"help": "Data root for --rqvae_path (../shared/data)."}
     )
     dtype: str = field(default="float32", metadata={"help": "float32 or bfloat16 model weights."})
+    precisions: list[str] = field(
+        default_factory=lambda: ["fp32", "bf16"],
+        metadata={
+            "help": "Full evaluation: recommend(precision=...) settings timed in turn; the first is the reference "
+            "of the top-10 agreement (auto = bf16 only on CPUs with AMX / AVX512-BF16)."
+        },
+    )
+    model_name_or_path: str | None = field(
+        default=None, metadata={"help": "Full evaluation with a saved TIGER (and its tokenizer) instead of a random one."}
+    )
+    dataset: str | None = field(
+        default=None, metadata={"help": "Full evaluation on this dataset's users (e.g. amazon-p5/beauty), not random."}
+    )
+    split: str = field(default="test", metadata={"help": "Split of --dataset whose users are scored."})
+    flop_sample: int = field(default=256, metadata={"help": "Users whose decode FLOPs are counted (GFLOP/s)."})
     threads: int | None = field(default=None, metadata={"help": "torch.set_num_threads (CPU)."})
     seed: int = field(default=0, metadata={"help": "Random seed."})
 
@@ -279,6 +305,92 @@ def load_average() -> str:
         return "n/a"
 
 
+def evaluation_users(args: DecodeBenchmarkArguments, tok: SemanticIDTokenizer, use_user_tokens: bool):
+    """Histories (and user ids) of the full evaluation: a dataset split's users, or random full histories."""
+    if args.dataset:
+        from hf_tiger.data import load_sequences
+
+        split = load_sequences(args.dataset, data_dir=args.data_dir)[args.split]
+        if args.num_test_users < split.num_rows:
+            split = split.select(range(args.num_test_users))
+        histories = [list(history) for history in split["history"]]
+        return histories, (list(split["user_id"]) if use_user_tokens else None)
+    histories, user_ids = random_users(tok, args.num_test_users, args, seed=1)
+    return histories, (user_ids if use_user_tokens else None)
+
+
+def decode_flops_per_user(model, tok, histories, user_ids, args, precision: str, batch_size: int) -> float:
+    """FLOPs of `model.recommend` per user, counted (untimed) on the first `--flop_sample` users."""
+    count = min(args.flop_sample, len(histories))
+    counter = FlopCounterMode(display=False)
+    with counter:
+        model.recommend(
+            histories[:count], tokenizer=tok, user_ids=None if user_ids is None else user_ids[:count],
+            top_k=args.top_k, num_beams=args.num_beams, batch_size=batch_size, precision=precision,
+        )
+    return counter.get_total_flops() / max(count, 1)
+
+
+def full_evaluation(args: DecodeBenchmarkArguments, model, tok) -> dict:
+    """`model.recommend` over all evaluation users once per `--precisions` setting: users/s, GFLOP/s against the
+    matmul peak of the same run, and how many users get the same top-K as under the first setting."""
+    use_user_tokens = tok.num_user_buckets > 0 and model.config.num_user_buckets > 0
+    if args.model_name_or_path:
+        from hf_tiger.training.evaluation import trained_with_user_tokens
+
+        use_user_tokens = use_user_tokens and trained_with_user_tokens(args.model_name_or_path) is not False
+    histories, user_ids = evaluation_users(args, tok, use_user_tokens)
+    on_cpu = torch.device(args.device).type == "cpu"
+    eval_batch_size = args.eval_batch_size or (64 if on_cpu else 256)
+    peaks = {"fp32": matmul_peak(torch.float32), "bf16": matmul_peak(torch.bfloat16)} if on_cpu else {}
+    rows, reference = [], None
+    for precision in args.precisions:
+        resolved = inference_autocast_dtype(model.device, model.dtype, precision)
+        compute = "bf16" if resolved == torch.bfloat16 or model.dtype == torch.bfloat16 else "fp32"
+        flops = decode_flops_per_user(model, tok, histories, user_ids, args, precision, eval_batch_size)
+        synchronize(args.device)
+        start = time.perf_counter()
+        recommendations = model.recommend(
+            histories, tokenizer=tok, user_ids=user_ids, top_k=args.top_k, num_beams=args.num_beams,
+            batch_size=eval_batch_size, precision=precision,
+        )
+        synchronize(args.device)
+        seconds = time.perf_counter() - start
+        reference = reference or recommendations
+        same = sum(a == b for a, b in zip(recommendations, reference)) / len(histories)
+        overlap = sum(len(set(a) & set(b)) for a, b in zip(recommendations, reference)) / (
+            args.top_k * len(histories)
+        )
+        gflops = flops * len(histories) / seconds / 1e9
+        rows.append(
+            dict(
+                precision=precision, computes=compute, users=len(histories), seconds=seconds,
+                users_per_second=len(histories) / seconds, gflops=gflops,
+                peak_share=gflops / peaks[compute] if peaks else None, same_top_k=same, overlap=overlap,
+            )
+        )
+    name, support = cpu_description()
+    source = f"{args.dataset} {args.split} users" if args.dataset else f"random {args.history_length}-item histories"
+    print()
+    print(
+        f"Full evaluation (model.recommend: tokenise + fast search + decode, batch {eval_batch_size}, {args.num_beams} "
+        f"beams, top {args.top_k}): {len(histories):,} {source}; {name}, bf16: {support}"
+        + (f"; matmul peak fp32 {peaks['fp32']:.0f} GFLOP/s, bf16 {peaks['bf16']:.0f} GFLOP/s" if peaks else "")
+    )
+    print(
+        f"| precision | computes in | seconds | users/s | GFLOP/s | % of that dtype's matmul peak | "
+        f"same top-{args.top_k} as {args.precisions[0]} | items in common |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for row in rows:
+        share = "-" if row["peak_share"] is None else f"{100 * row['peak_share']:.1f}%"
+        print(
+            f"| {row['precision']} | {row['computes']} | {row['seconds']:.1f} | {row['users_per_second']:.0f} | "
+            f"{row['gflops']:.1f} | {share} | {100 * row['same_top_k']:.1f}% | {100 * row['overlap']:.1f}% |"
+        )
+    return dict(rows=rows, peaks=peaks, users=len(histories), seconds=rows[0]["seconds"] if rows else None)
+
+
 # ------------------------------------------------------------------------------------------------ main
 
 
@@ -292,8 +404,17 @@ def main(argv=None) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
     set_seed(args.seed)
-    tok = build_tokenizer(args)
-    model = build_model(tok, args)
+    if args.model_name_or_path:
+        from hf_tiger.training.evaluation import load_model_and_tokenizer
+
+        model, tok = load_model_and_tokenizer(args.model_name_or_path)
+        model = model.to(device=args.device, dtype=getattr(torch, args.dtype)).eval()
+    else:
+        tok = build_tokenizer(args)
+        model = build_model(tok, args)
+    unknown = sorted(set(args.precisions) - {"auto", "fp32", "float32", "bf16", "bfloat16"})
+    if unknown or not args.precisions:
+        raise ValueError(f"--precisions takes auto, fp32 and bf16, got {args.precisions}")
     num_parameters = sum(p.numel() for p in model.parameters())
     device_name = (
         torch.cuda.get_device_name() if args.device.startswith("cuda") else f"CPU x{torch.get_num_threads()}"
@@ -351,28 +472,7 @@ def main(argv=None) -> dict:
 
     full = None
     if not args.skip_full_eval:
-        histories, user_ids = random_users(tok, args.num_test_users, args, seed=1)
-        eval_batch_size = args.eval_batch_size or (64 if torch.device(args.device).type == "cpu" else 256)
-        synchronize(args.device)
-        start = time.perf_counter()
-        recommendations = model.recommend(
-            histories,
-            tokenizer=tok,
-            user_ids=user_ids,
-            top_k=args.top_k,
-            num_beams=args.num_beams,
-            batch_size=eval_batch_size,
-        )
-        synchronize(args.device)
-        seconds = time.perf_counter() - start
-        assert len(recommendations) == args.num_test_users
-        full = dict(users=args.num_test_users, seconds=seconds)
-        print()
-        print(
-            f"Full evaluation with the fast path (model.recommend: tokenise + decode, batch {eval_batch_size}): "
-            f"{args.num_test_users:,} users with {args.history_length}-item histories in {seconds:.1f} s "
-            f"({args.num_test_users / seconds:.0f} users/s)"
-        )
+        full = full_evaluation(args, model, tok)
     print(f"load average at the end: {load_average()}")
     return dict(rows=rows, full_evaluation=full)
 

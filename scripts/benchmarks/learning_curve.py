@@ -38,10 +38,11 @@ from transformers import HfArgumentParser, TrainerCallback, set_seed
 
 from hf_tiger.baselines import LastItemTransitionRecommender, PopularityRecommender, recall_by_seen_transition
 from hf_tiger.data import load_items, load_sequences
+from hf_tiger.machine import cpu_description
 from hf_tiger.metrics import compute_retrieval_metrics
 from hf_tiger.training import build_tiger_model, find_rqvae, prepare_tokenizer, train_tiger
 from hf_tiger.training.pipeline import pipeline_arguments
-from hf_tiger.training.train import cpu_description, most_recent_prefixes, write_json
+from hf_tiger.training.train import most_recent_prefixes, write_json
 
 # Recipe name -> overrides of the dataset's shipped config (any DataArguments / TigerModelArguments /
 # TigerTrainingArguments field). Every recipe sets the four settings the recipes vary, so a recipe means the same

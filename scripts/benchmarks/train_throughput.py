@@ -40,10 +40,10 @@ from transformers import HfArgumentParser, TrainerCallback, set_seed
 
 from hf_tiger import SemanticIDTokenizer, TigerConfig, TigerForConditionalGeneration
 from hf_tiger.data import load_sequences
+from hf_tiger.machine import cpu_description, matmul_peak
 from hf_tiger.models.tiger.modeling_tiger import TigerDropout
 from hf_tiger.training import TigerModelArguments, TigerTrainingArguments
 from hf_tiger.training.data import TigerDataCollator, tokenize_split
-from hf_tiger.training.train import cpu_description
 from hf_tiger.training.trainer import TigerTrainer
 
 SETTINGS = ("bare", "trainer_random", "trainer_grouped", "default", "bf16_grouped", "compile")
@@ -201,17 +201,6 @@ def time_trainer(tokenizer, train, batch_size: int, setting: str, args: Throughp
     # one batch per step, collated in step order (no workers, no accumulation); the timed steps are skip..steps-1
     shapes = collator.shapes[args.skip : args.skip + timer.steps]
     return {"seconds": timer.stopped - timer.started, "shapes": shapes, "steps": timer.steps}
-
-
-def matmul_peak(dtype: torch.dtype, repeats: int = 5) -> float:
-    """GFLOP/s of a 4096x1024 @ 1024x1024 matmul on this machine."""
-    a, b = torch.randn(4096, 1024, dtype=dtype), torch.randn(1024, 1024, dtype=dtype)
-    for _ in range(2):
-        a @ b
-    started = time.perf_counter()
-    for _ in range(repeats):
-        a @ b
-    return 2 * 4096 * 1024 * 1024 * repeats / (time.perf_counter() - started) / 1e9
 
 
 def run(args: ThroughputArguments) -> list[dict]:

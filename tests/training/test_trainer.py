@@ -179,3 +179,23 @@ def test_build_tiger_model_embedding_init_from_rqvae(tiny_tokenizer, tmp_path):
         build_tiger_model(tiny_tokenizer, TigerModelArguments(**TINY_MODEL, embedding_init="rqvae"))
     with pytest.raises(ValueError, match="embedding_init must be 'random' or 'rqvae'"):
         TigerModelArguments(embedding_init="codebook")
+
+
+def test_bf16_evaluation_decodes_under_autocast(ml100k, tiny_tokenizer, tmp_path):
+    """With bf16=True (set by hand here, or by auto_cpu_bf16 on a CPU with AMX / AVX512-BF16), the constrained
+    search of evaluation runs in bf16 like the training forward, though it calls the unwrapped model's submodules."""
+    sequences, _ = ml100k
+    torch.manual_seed(0)
+    model = build_tiger_model(tiny_tokenizer, TigerModelArguments(**TINY_MODEL))
+    split = tokenize_split(
+        sequences["validation"].select(range(12)), tiny_tokenizer, cache_dir=tmp_path / "cache", split_name="val"
+    )
+    dtypes = []
+    model.lm_head.register_forward_hook(lambda module, inputs, output: dtypes.append(output.dtype))
+    trainer = _loss_trainer(
+        model, tiny_tokenizer, tmp_path, bf16=True, generation_num_beams=10, per_device_eval_batch_size=4
+    )
+    metrics = trainer.evaluate(split)
+    assert metrics["eval_num_examples"] == 12 and 0.0 <= metrics["eval_recall@10"] <= 1.0
+    assert dtypes and set(dtypes) == {torch.bfloat16}
+    assert next(model.parameters()).dtype == torch.float32

@@ -1,0 +1,43 @@
+"""scripts/benchmarks/decode.py at smoke size: the side-by-side table and the fp32 / bf16 full evaluation."""
+
+import pytest
+from hub_helpers import load_script, tiny_ml100k_tiger
+
+SCRIPT = "benchmarks/decode.py"
+
+
+def test_decode_table_and_precisions_on_random_users(tmp_path, capsys, monkeypatch):
+    script = load_script(SCRIPT, monkeypatch)
+    result = script.main(
+        ["--quick", "--num_items", "300", "--num_test_users", "40", "--num_beams", "10", "--history_length", "5",
+         "--flop_sample", "8", "--precisions", "fp32", "bf16"]
+    )
+    printed = capsys.readouterr().out
+    methods = [row["method"] for row in result["rows"]]
+    assert methods == ["unconstrained", "transformers+processor", "transformers+prefix_fn", "fast (ours)"]
+    fast = result["rows"][-1]
+    assert fast["same"].startswith("yes")
+    fp32, bf16 = result["full_evaluation"]["rows"]
+    assert (fp32["computes"], bf16["computes"]) == ("fp32", "bf16")
+    assert fp32["same_top_k"] == 1.0 and 0.0 <= bf16["same_top_k"] <= 1.0 and bf16["overlap"] >= 0.5
+    for row in (fp32, bf16):
+        assert row["users"] == 40 and row["users_per_second"] > 0 and row["gflops"] > 0
+        assert 0 < row["peak_share"]
+    assert "| precision | computes in |" in printed and "matmul peak fp32" in printed and "bf16:" in printed
+
+
+def test_decode_full_evaluation_of_a_saved_model_on_real_users(shared_data_dir, tmp_path, capsys, monkeypatch):
+    script = load_script(SCRIPT, monkeypatch)
+    folder = tiny_ml100k_tiger(tmp_path / "tiger")
+    result = script.main(
+        ["--skip_table", "--model_name_or_path", str(folder), "--dataset", "ml-100k", "--data_dir",
+         str(shared_data_dir), "--num_test_users", "30", "--num_beams", "10", "--flop_sample", "8",
+         "--precisions", "auto", "fp32"]
+    )
+    printed = capsys.readouterr().out
+    auto, fp32 = result["full_evaluation"]["rows"]
+    # the suite pins HF_TIGER_CPU_BF16=0: "auto" decodes in fp32, so both settings give the same lists
+    assert auto["computes"] == "fp32" and fp32["same_top_k"] == 1.0
+    assert result["full_evaluation"]["users"] == 30 and "ml-100k test users" in printed
+    with pytest.raises(ValueError, match="--precisions takes"):
+        script.main(["--skip_table", "--model_name_or_path", str(folder), "--precisions", "fp8"])
