@@ -80,6 +80,10 @@ class SemanticIDArguments:
         default_factory=lambda: [512, 256, 128], metadata={"help": "RQ-VAE encoder hidden widths."}
     )
     rqvae_quantizer: str = field(default="rotation", metadata={"help": "ste, rotation or gumbel."})
+    rqvae_standardize_inputs: bool = field(
+        default=False,
+        metadata={"help": "Standardize the item embeddings per dimension (zero mean, unit variance) in the RQ-VAE."},
+    )
     rqvae_num_train_epochs: float = field(default=150, metadata={"help": "RQ-VAE training epochs."})
     rqvae_batch_size: int = field(default=1024, metadata={"help": "RQ-VAE batch size."})
     rqvae_learning_rate: float = field(default=1e-3, metadata={"help": "RQ-VAE learning rate."})

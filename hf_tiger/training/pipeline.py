@@ -103,6 +103,7 @@ def build_semantic_ids(
             "latent_dim": semantic_args.rqvae_latent_dim,
             "hidden_dims": list(semantic_args.rqvae_hidden_dims),
             "quantizer": semantic_args.rqvae_quantizer,
+            "standardize_inputs": semantic_args.rqvae_standardize_inputs,
         }
         rqvae, rqvae_metrics = train_rqvae(
             embeddings,

@@ -78,6 +78,8 @@ RECIPES: dict[str, dict[str, Any]] = {
     "all_prefixes": {**_SMALL_BATCH, "max_train_prefixes_per_user": None},
     "no_dropout": {**_SMALL_BATCH, "dropout_rate": 0.0},
     "high_lr": {**_SMALL_BATCH, "learning_rate": 3e-3},
+    # the adopted demo recipe (no_attention_dropout) in bf16 mixed precision: must learn as fp32 does
+    "bf16": {**_SMALL_BATCH, "attention_dropout_rate": 0.0, "bf16": True},
 }
 
 

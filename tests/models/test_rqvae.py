@@ -402,3 +402,39 @@ def test_train_rqvae_with_trainer_saves_model_metrics_and_plot(beauty_embeddings
         reloaded.get_semantic_ids(beauty_embeddings), model.get_semantic_ids(beauty_embeddings)
     )
     assert hf_tiger.RQVAEModel is RQVAEModel
+
+
+def test_standardized_inputs_use_the_training_statistics_and_save_them(beauty_embeddings, tmp_path):
+    """`standardize_inputs`: every dimension is centred and scaled with the training embeddings' statistics, which
+    are fitted once by train_rqvae, saved with the weights and applied to any later item (cold start included)."""
+    model, _ = train_rqvae(
+        beauty_embeddings,
+        {"hidden_dims": [64], "codebook_size": 16, "autoencoder_warmup_steps": 2, "standardize_inputs": True},
+        {"num_train_epochs": 1, "per_device_train_batch_size": 128, "warmup_steps": 0},
+        output_dir=tmp_path,
+        plot=False,
+    )
+    torch.testing.assert_close(model.input_mean, beauty_embeddings.mean(0))
+    torch.testing.assert_close(model.input_std, beauty_embeddings.std(0).clamp_min(1e-6))
+    prepared = model._prepare(beauty_embeddings)
+    torch.testing.assert_close(prepared.mean(0), torch.zeros(384), atol=1e-5, rtol=0)
+    varying = beauty_embeddings.std(0) > 1e-6  # a constant dimension stays 0 instead of being divided by ~0
+    assert varying.sum() > 300
+    torch.testing.assert_close(prepared.std(0)[varying], torch.ones(int(varying.sum())), atol=1e-3, rtol=0)
+    assert prepared[:, ~varying].abs().max() < 0.05
+    reloaded = AutoModel.from_pretrained(tmp_path)
+    torch.testing.assert_close(reloaded.input_mean, model.input_mean)
+    new_items = beauty_embeddings[:7] + 0.01
+    assert torch.equal(reloaded.get_semantic_ids(new_items), model.get_semantic_ids(new_items))
+    # the standardization changes what the encoder sees: a model without it encodes other latents
+    plain = RQVAEModel(tiny_config(hidden_dims=[64]))
+    plain.load_state_dict({k: v for k, v in model.state_dict().items() if not k.startswith("input_")}, strict=True)
+    assert not torch.allclose(plain.encode(beauty_embeddings[:5]), model.encode(beauty_embeddings[:5]))
+    # continuing to train a model keeps its statistics instead of refitting them on other embeddings
+    before = model.input_mean.clone()
+    train_rqvae(beauty_embeddings[:200] * 2, model=model,
+                training_args={"num_train_epochs": 1, "per_device_train_batch_size": 128, "warmup_steps": 0},
+                output_dir=tmp_path / "more", save=False)
+    assert torch.equal(model.input_mean, before)
+    with pytest.raises(ValueError, match="standardize_inputs=True"):
+        plain.set_input_statistics_(beauty_embeddings)

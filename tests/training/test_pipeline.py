@@ -23,6 +23,7 @@ def test_pipeline_then_evaluate_and_recommend_scripts(shared_data_dir, tmp_path)
         output_dir=str(out),
         rqvae_num_train_epochs=2,
         rqvae_codebook_size=16,
+        rqvae_standardize_inputs=True,
         collision_size=64,
         num_user_buckets=32,
         max_train_prefixes_per_user=2,
@@ -66,6 +67,12 @@ def test_pipeline_then_evaluate_and_recommend_scripts(shared_data_dir, tmp_path)
     assert len(samples) == 2 and all(len(s["recommendations"]) == 5 for s in samples)
     assert all(r["text"] for s in samples for r in s["recommendations"])  # item text shown
     assert (out / "tokenizer" / "tokenizer_config.json").exists() and (out / "rqvae" / "config.json").exists()
+    rqvae_config = json.loads((out / "rqvae" / "config.json").read_text())
+    assert rqvae_config["standardize_inputs"] is True  # --rqvae_standardize_inputs reaches the RQ-VAE
+    from safetensors import safe_open
+
+    with safe_open(str(out / "rqvae" / "model.safetensors"), "pt") as weights:
+        assert {"input_mean", "input_std"} <= set(weights.keys())
     assert not (out / "training_args.bin").exists()
 
     evaluated = subprocess.run(

@@ -39,6 +39,10 @@ class RQVAEConfig(PretrainedConfig):
             Dropout probability inside the MLPs.
         normalize_inputs (`bool`, *optional*, defaults to `False`):
             L2-normalize the input embeddings before encoding (and reconstruct the normalized vectors).
+        standardize_inputs (`bool`, *optional*, defaults to `False`):
+            Standardize every input dimension to zero mean and unit variance (after the L2 normalization, if any)
+            with the statistics of the training embeddings, stored in the model (`input_mean`, `input_std`), and
+            reconstruct the standardized vectors (cornac's TIGER does this).
         beta (`float`, *optional*, defaults to 0.25):
             Weight of the commitment term `||r - sg(e)||^2`.
         codebook_loss_weight (`float`, *optional*, defaults to 1.0):
@@ -100,6 +104,7 @@ class RQVAEConfig(PretrainedConfig):
         activation: str = "silu",
         dropout: float = 0.0,
         normalize_inputs: bool = False,
+        standardize_inputs: bool = False,
         beta: float = 0.25,
         codebook_loss_weight: float = 1.0,
         reconstruction_loss: str = "mse",
@@ -126,6 +131,7 @@ class RQVAEConfig(PretrainedConfig):
         self.activation = activation
         self.dropout = dropout
         self.normalize_inputs = normalize_inputs
+        self.standardize_inputs = standardize_inputs
         self.beta = beta
         self.codebook_loss_weight = codebook_loss_weight
         self.reconstruction_loss = reconstruction_loss

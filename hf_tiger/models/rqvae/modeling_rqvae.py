@@ -368,7 +368,32 @@ class RQVAEModel(RQVAEPreTrainedModel):
         self.encoder = RQVAEMLP(dims, config.activation, config.dropout)
         self.quantizer = RQVAEResidualQuantizer(config)
         self.decoder = RQVAEMLP(dims[::-1], config.activation, config.dropout)
+        if config.standardize_inputs:
+            # per-dimension statistics of the training embeddings ([`set_input_statistics_`]), saved with the weights
+            self.register_buffer("input_mean", torch.zeros(config.input_dim))
+            self.register_buffer("input_std", torch.ones(config.input_dim))
         self.post_init()
+
+    @torch.no_grad()
+    def set_input_statistics_(self, embeddings) -> RQVAEModel:
+        r"""
+        Fits the per-dimension mean and standard deviation that `config.standardize_inputs` applies to every input
+        (train_rqvae calls it on the training embeddings before k-means and training).
+
+        Args:
+            embeddings (`torch.Tensor` or array-like of shape `(num_items, input_dim)`): at least two items.
+        """
+        if not self.config.standardize_inputs:
+            raise ValueError("set_input_statistics_ needs a model configured with standardize_inputs=True")
+        embeddings = self.check_embeddings(embeddings)
+        if embeddings.shape[0] < 2:
+            raise ValueError(f"input statistics need at least 2 embeddings, got {embeddings.shape[0]}")
+        if self.config.normalize_inputs:
+            embeddings = F.normalize(embeddings, dim=-1)
+        self.input_mean.copy_(embeddings.mean(0))
+        # constant dimensions keep their scale instead of dividing by ~0
+        self.input_std.copy_(embeddings.std(0).clamp_min(1e-6))
+        return self
 
     @property
     def is_initialized(self) -> bool:
@@ -410,7 +435,11 @@ class RQVAEModel(RQVAEPreTrainedModel):
         return embeddings.to(device=self.device, dtype=self.dtype)
 
     def _prepare(self, embeddings: torch.Tensor) -> torch.Tensor:
-        return F.normalize(embeddings, dim=-1) if self.config.normalize_inputs else embeddings
+        if self.config.normalize_inputs:
+            embeddings = F.normalize(embeddings, dim=-1)
+        if self.config.standardize_inputs:
+            embeddings = (embeddings - self.input_mean) / self.input_std
+        return embeddings
 
     def encode(self, embeddings: torch.Tensor) -> torch.Tensor:
         """Latents `(batch_size, latent_dim)` of validated embeddings `(batch_size, input_dim)`."""

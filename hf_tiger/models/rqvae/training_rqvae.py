@@ -382,12 +382,15 @@ def train_rqvae(
     """
     train = _as_tensor(embeddings)
     evaluation = train if eval_embeddings is None else _as_tensor(eval_embeddings, "eval_embeddings")
-    if model is None:
+    fresh = model is None
+    if fresh:
         model = RQVAEModel(_resolve_config(config, train.shape[1]))
     elif config is not None:
         raise ValueError("pass either `config` or `model` to train_rqvae, not both")
     train = model.check_embeddings(train).cpu()
     evaluation = model.check_embeddings(evaluation).cpu()
+    if model.config.standardize_inputs and fresh:
+        model.set_input_statistics_(train)  # a model passed in keeps the statistics it was trained with
 
     if training_args is None or isinstance(training_args, dict):
         overrides = dict(training_args or {})
