@@ -55,9 +55,12 @@ def test_learning_curve_table(shared_data_dir, tmp_path, tiny_config, capsys, mo
             *("--config", str(config), "--recipe_file", str(recipes), "--recipes", "tiny_users", "tiny_rqvae"),
             *("--budget_examples", "32", "--num_points", "2", "--max_eval_samples", "25"),
             *("--train_sample_size", "12", "--num_beams", "10", "--num_user_buckets", "32"),
+            *("--stage1_overrides", "rqvae_standardize_inputs=true"),
         ]
     )
     printed = capsys.readouterr().out
+    # the stage-1 overrides reach the RQ-VAE the recipes train on
+    assert json.loads((out / "stage1" / "rqvae" / "config.json").read_text())["standardize_inputs"] is True
     assert payload["validation_rows"] == 25 and json.loads((out / "curves.json").read_text())["dataset"] == "ml-100k"
     names = [r["recipe"] for r in payload["recipes"]]
     assert names == ["tiny_users", "tiny_rqvae"]
@@ -79,6 +82,7 @@ def test_learning_curve_table(shared_data_dir, tmp_path, tiny_config, capsys, mo
             *("--config", str(config), "--recipe_file", str(recipes), "--recipes", "tiny_rqvae"),
             *("--budget_examples", "32", "--num_points", "2", "--max_eval_samples", "25"),
             *("--train_sample_size", "12", "--num_beams", "10", "--num_user_buckets", "32"),
+            *("--stage1_overrides", "rqvae_standardize_inputs=true"),
         ]
     )
     assert "tiny_rqvae: finished in an earlier run" in capsys.readouterr().out
@@ -94,6 +98,9 @@ def test_learning_curve_bad_settings_are_clear_errors(monkeypatch, tmp_path):
         assert {"use_user_tokens", "per_device_train_batch_size", "learning_rate"} <= set(overrides), name
     with pytest.raises(ValueError, match=r"unknown recipes \['nope'\]"):
         script.load_recipes(script.CurveArguments(recipes=["nope"]))
+    with pytest.raises(ValueError, match="KEY=VALUE pairs"):
+        script._stage1_args(["rqvae_standardize_inputs"])
+    assert script._stage1_args(["a=1", "b=x=y"]) == ["--a", "1", "--b", "x=y"]
     with pytest.raises(ValueError, match="budget_examples must be >= 1"):
         script.CurveArguments(budget_examples=0)
     bad = tmp_path / "bad.yaml"

@@ -105,6 +105,13 @@ class CurveArguments:
         metadata={"help": f"Recipes to train, from {sorted(RECIPES)} or --recipe_file."},
     )
     recipe_file: str | None = field(default=None, metadata={"help": "YAML/JSON: recipe name -> overrides."})
+    stage1_overrides: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "KEY=VALUE stage-1 settings of the built stage 1 (e.g. rqvae_standardize_inputs=true); every "
+            "recipe of the run then trains on those semantic IDs."
+        },
+    )
     budget_examples: int = field(default=200_000, metadata={"help": "Training examples per recipe."})
     num_points: int = field(default=4, metadata={"help": "Evaluation points, evenly spaced over the budget."})
     max_eval_samples: int | None = field(
@@ -301,6 +308,17 @@ def print_table(args: CurveArguments, results: list[dict], baselines: list[dict]
             )
 
 
+def _stage1_args(overrides: list[str]) -> list[str]:
+    """`KEY=VALUE` pairs as command-line flags of the pipeline's argument groups."""
+    flags = []
+    for pair in overrides:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--stage1_overrides takes KEY=VALUE pairs, got {pair!r}")
+        flags += [f"--{key}", value]
+    return flags
+
+
 def run(args: CurveArguments) -> dict[str, Any]:
     recipes = load_recipes(args)
     output_dir = Path(args.output_dir)
@@ -312,6 +330,7 @@ def run(args: CurveArguments) -> dict[str, Any]:
             args.data_dir,
             str(output_dir / "stage1"),
             config=args.config,
+            args=_stage1_args(args.stage1_overrides),
             seed=args.seed,
             num_user_buckets=args.num_user_buckets,
         )
@@ -354,7 +373,9 @@ def run(args: CurveArguments) -> dict[str, Any]:
 
 # Settings that must match for a recipe finished by an earlier run to be reused.
 _SAME_RUN = ("dataset", "config", "tokenizer_name_or_path", "budget_examples", "num_points", "max_eval_samples",
-             "train_sample_size", "num_beams", "seed", "num_user_buckets")
+             "train_sample_size", "num_beams", "seed", "num_user_buckets", "stage1_overrides")
+# their values in curves.json files written before the setting existed
+_ADDED_LATER = {"stage1_overrides": []}
 
 
 def _finished_recipes(path: Path, args: CurveArguments) -> dict[str, dict[str, Any]]:
@@ -363,7 +384,7 @@ def _finished_recipes(path: Path, args: CurveArguments) -> dict[str, dict[str, A
         return {}
     previous = json.loads(path.read_text(encoding="utf-8"))
     before = previous.get("arguments", {})
-    changed = [key for key in _SAME_RUN if before.get(key) != getattr(args, key)]
+    changed = [key for key in _SAME_RUN if before.get(key, _ADDED_LATER.get(key)) != getattr(args, key)]
     if changed:
         print(f"{path} was written with other settings ({changed}): its recipes are not reused")
         return {}
