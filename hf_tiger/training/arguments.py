@@ -229,6 +229,9 @@ class TigerTrainingArguments(Seq2SeqTrainingArguments):
                 self.bf16 = True
             else:
                 logger.info_once(f"training in fp32: this CPU has {reason}")
+        if self.bf16 and not self.use_cpu and not _has_accelerator():
+            # transformers refuses bf16 without a GPU unless use_cpu is set: bf16 here means CPU autocast
+            self.use_cpu = True
         super().__post_init__()
         if not self.metric_ks or any(int(k) < 1 for k in self.metric_ks):
             raise ValueError(f"metric_ks must be positive integers, got {self.metric_ks}")

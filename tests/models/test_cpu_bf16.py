@@ -102,3 +102,6 @@ def test_training_turns_on_bf16_where_the_cpu_has_it(tmp_path, monkeypatch, env,
         output_dir=str(tmp_path), use_cpu=True, report_to="none", auto_cpu_bf16=auto, **explicit
     )
     assert args.bf16 is expected
+    # without use_cpu (transformers refuses bf16 without a GPU unless it is set): bf16 means CPU autocast
+    args = TigerTrainingArguments(output_dir=str(tmp_path), report_to="none", auto_cpu_bf16=auto, **explicit)
+    assert args.bf16 is expected and (args.use_cpu or not expected or torch.cuda.is_available())
