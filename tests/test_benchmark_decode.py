@@ -39,5 +39,24 @@ def test_decode_full_evaluation_of_a_saved_model_on_real_users(shared_data_dir, 
     # the suite pins HF_TIGER_CPU_BF16=0: "auto" decodes in fp32, so both settings give the same lists
     assert auto["computes"] == "fp32" and fp32["same_top_k"] == 1.0
     assert result["full_evaluation"]["users"] == 30 and "ml-100k test users" in printed
+    # a model trained without user tokens (the adopted recipes) decodes without user ids, in the table too
+    plain = tmp_path / "plain"
+    from hf_tiger import SemanticIDTokenizer, TigerConfig, TigerForConditionalGeneration
+
+    tokenizer = SemanticIDTokenizer.from_pretrained(folder)
+    codes = [list(tokenizer.semantic_id(item))[:-1] for item in tokenizer.item_ids]
+    no_users = SemanticIDTokenizer.from_codes(
+        codes, item_ids=tokenizer.item_ids, codebook_size=16, collision_size=64, num_user_buckets=0
+    )
+    model = TigerForConditionalGeneration(TigerConfig.from_tokenizer(no_users, d_model=16, d_kv=8, d_ff=32,
+                                                                      num_layers=1, num_heads=2))
+    model.set_catalogue(no_users)
+    model.save_pretrained(plain)
+    no_users.save_pretrained(plain)
+    result = script.main(
+        ["--model_name_or_path", str(plain), "--batch_sizes", "4", "--num_test_users", "12", "--num_beams", "10",
+         "--flop_sample", "4", "--precisions", "fp32", "--history_length", "3"]
+    )
+    assert len(result["rows"]) == 4 and result["full_evaluation"]["users"] == 12
     with pytest.raises(ValueError, match="--precisions takes"):
         script.main(["--skip_table", "--model_name_or_path", str(folder), "--precisions", "fp8"])

@@ -153,7 +153,7 @@ def random_users(tok: SemanticIDTokenizer, count: int, args: DecodeBenchmarkArgu
     generator = torch.Generator().manual_seed(seed)
     rows = torch.randint(0, len(tok.item_ids), (count, args.history_length), generator=generator).tolist()
     histories = [[tok.item_ids[r] for r in row] for row in rows]
-    user_ids = [f"user-{seed}-{i}" for i in range(count)]
+    user_ids = [f"user-{seed}-{i}" for i in range(count)] if tok.num_user_buckets > 0 else None
     return histories, user_ids
 
 
