@@ -358,6 +358,7 @@ def full_evaluation(args: DecodeBenchmarkArguments, model, tok) -> dict:
         seconds = time.perf_counter() - start
         reference = reference or recommendations
         same = sum(a == b for a, b in zip(recommendations, reference)) / len(histories)
+        same_set = sum(set(a) == set(b) for a, b in zip(recommendations, reference)) / len(histories)
         overlap = sum(len(set(a) & set(b)) for a, b in zip(recommendations, reference)) / (
             args.top_k * len(histories)
         )
@@ -366,7 +367,8 @@ def full_evaluation(args: DecodeBenchmarkArguments, model, tok) -> dict:
             dict(
                 precision=precision, computes=compute, users=len(histories), seconds=seconds,
                 users_per_second=len(histories) / seconds, gflops=gflops,
-                peak_share=gflops / peaks[compute] if peaks else None, same_top_k=same, overlap=overlap,
+                peak_share=gflops / peaks[compute] if peaks else None, same_top_k=same, same_set=same_set,
+                overlap=overlap,
             )
         )
     name, support = cpu_description()
@@ -379,14 +381,15 @@ def full_evaluation(args: DecodeBenchmarkArguments, model, tok) -> dict:
     )
     print(
         f"| precision | computes in | seconds | users/s | GFLOP/s | % of that dtype's matmul peak | "
-        f"same top-{args.top_k} as {args.precisions[0]} | items in common |"
+        f"same top-{args.top_k} as {args.precisions[0]} (order too) | same top-{args.top_k} items | items in common |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     for row in rows:
         share = "-" if row["peak_share"] is None else f"{100 * row['peak_share']:.1f}%"
         print(
             f"| {row['precision']} | {row['computes']} | {row['seconds']:.1f} | {row['users_per_second']:.0f} | "
-            f"{row['gflops']:.1f} | {share} | {100 * row['same_top_k']:.1f}% | {100 * row['overlap']:.1f}% |"
+            f"{row['gflops']:.1f} | {share} | {100 * row['same_top_k']:.1f}% | {100 * row['same_set']:.1f}% | "
+            f"{100 * row['overlap']:.1f}% |"
         )
     return dict(rows=rows, peaks=peaks, users=len(histories), seconds=rows[0]["seconds"] if rows else None)
 

@@ -51,9 +51,11 @@ def test_inference_autocast_dtype(monkeypatch):
         inference_autocast_dtype(cpu, torch.float32, "fp8")
 
 
-def _lm_head_dtypes(model):
+def _decoder_dtypes(model):
+    """Output dtypes of a decoder projection (the vocabulary projection itself always runs in fp32)."""
     seen = []
-    handle = model.lm_head.register_forward_hook(lambda module, inputs, output: seen.append(output.dtype))
+    query = model.decoder.block[0].layer[0].SelfAttention.o
+    handle = query.register_forward_hook(lambda module, inputs, output: seen.append(output.dtype))
     return seen, handle
 
 
@@ -61,7 +63,7 @@ def test_recommend_in_bf16_keeps_fp32_scores_and_the_ranking(monkeypatch):
     tok = make_tokenizer(5, 400, levels=2, codebook=16)
     model = make_model(tok, seed=5)
     histories = random_histories(tok, 5, count=40)
-    seen, handle = _lm_head_dtypes(model)
+    seen, handle = _decoder_dtypes(model)
     items32, scores32 = model.recommend(histories, tokenizer=tok, top_k=10, num_beams=20, return_scores=True)
     assert set(seen) == {torch.float32}
     seen.clear()

@@ -191,7 +191,8 @@ def test_bf16_evaluation_decodes_under_autocast(ml100k, tiny_tokenizer, tmp_path
         sequences["validation"].select(range(12)), tiny_tokenizer, cache_dir=tmp_path / "cache", split_name="val"
     )
     dtypes = []
-    model.lm_head.register_forward_hook(lambda module, inputs, output: dtypes.append(output.dtype))
+    query = model.decoder.block[0].layer[0].SelfAttention.o
+    query.register_forward_hook(lambda module, inputs, output: dtypes.append(output.dtype))
     trainer = _loss_trainer(
         model, tiny_tokenizer, tmp_path, bf16=True, generation_num_beams=10, per_device_eval_batch_size=4
     )

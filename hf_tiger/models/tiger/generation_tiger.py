@@ -591,7 +591,11 @@ class _T5BeamDecoder:
         hidden = self.decoder.dropout(self.decoder.final_layer_norm(hidden))
         if self.scale_output:
             hidden = hidden * (self.model_dim**-0.5)
-        return self.lm_head(hidden).float().view(batch_size, num_beams, -1)
+        # the output projection in fp32 even under bf16 autocast: bf16 logits (8 bits of mantissa) reorder
+        # near-tied items; this matmul is a small share of a decoding step
+        with torch.autocast(hidden.device.type, enabled=False):
+            logits = nn.functional.linear(hidden.float(), self.lm_head.weight.float())
+        return logits.view(batch_size, num_beams, -1)
 
     def reorder(self, parents: torch.Tensor) -> None:
         """Keeps, for each new beam, the self-attention cache of its parent. `parents`: `(B, K_new)` beam indices."""
