@@ -153,6 +153,20 @@ class TigerTrainer(Seq2SeqTrainer):
         self.gather_function = self._metrics_gather
         return Trainer.predict(self, test_dataset, ignore_keys=ignore_keys, metric_key_prefix=metric_key_prefix)
 
+    def _get_eval_sampler(self, eval_dataset):
+        """Evaluation rows in dataset order on one process (distributed: the Trainer's sharding).
+
+        transformers samples evaluation rows with a *shuffled* `LengthGroupedSampler` when
+        `train_sampling_strategy="group_by_length"` (TIGER's default): predictions then come back in another order
+        than the rows, silently misaligning anything matched to rows by position (the seen / unseen split, sample
+        recommendations). The training code sorts evaluation rows by length itself, so order costs no padding.
+        """
+        if eval_dataset is None or not hasattr(eval_dataset, "__len__"):
+            return None
+        if self.args.world_size <= 1:
+            return torch.utils.data.SequentialSampler(eval_dataset)
+        return None
+
     def _supports_fast_flag(self, model) -> bool:
         try:
             return "fast_beam_search" in inspect.signature(model.generate).parameters

@@ -200,3 +200,18 @@ def test_bf16_evaluation_decodes_under_autocast(ml100k, tiny_tokenizer, tmp_path
     assert metrics["eval_num_examples"] == 12 and 0.0 <= metrics["eval_recall@10"] <= 1.0
     assert dtypes and set(dtypes) == {torch.bfloat16}
     assert next(model.parameters()).dtype == torch.float32
+
+
+def test_predictions_come_back_in_row_order_with_grouped_training_batches(ml100k, tiny_tokenizer, tmp_path):
+    """transformers evaluates with a shuffled length-grouped sampler when train_sampling_strategy="group_by_length"
+    (the default here): per-row side data such as the seen / unseen flags was matched to other rows."""
+    sequences, _ = ml100k
+    torch.manual_seed(0)
+    model = build_tiger_model(tiny_tokenizer, TigerModelArguments(**TINY_MODEL))
+    split = tokenize_split(
+        sequences["validation"].select(range(40)), tiny_tokenizer, cache_dir=tmp_path / "cache", split_name="val"
+    )
+    trainer = _loss_trainer(model, tiny_tokenizer, tmp_path, generation_num_beams=10, per_device_eval_batch_size=4)
+    assert trainer.args.train_sampling_strategy == "group_by_length"
+    output = trainer.predict(split)
+    assert output.label_ids.tolist() == [list(labels) for labels in split["labels"]]
