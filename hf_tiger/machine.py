@@ -22,7 +22,8 @@ def cpu_description() -> tuple[str, str]:
 
 
 def matmul_peak(dtype: torch.dtype, repeats: int = 5, size: tuple[int, int, int] = (4096, 1024, 1024)) -> float:
-    """GFLOP/s of one ``(m, k) @ (k, n)`` CPU matmul in `dtype` (default 4096x1024 @ 1024x1024), best of warm runs.
+    """GFLOP/s of one ``(m, k) @ (k, n)`` CPU matmul in `dtype` (default 4096x1024 @ 1024x1024), mean of `repeats`
+    runs after two warm-up runs.
 
     The reference the benchmarks put their achieved GFLOP/s beside: with the current thread count, on this CPU.
     """

@@ -14,6 +14,8 @@ import yaml
 from transformers import HfArgumentParser, Seq2SeqTrainingArguments
 from transformers.utils import logging
 
+from ..models.tiger.generation_tiger import cpu_bf16_support
+
 logger = logging.get_logger(__name__)
 
 
@@ -221,8 +223,6 @@ class TigerTrainingArguments(Seq2SeqTrainingArguments):
             self.use_cpu = True
             self.ddp_backend = self.ddp_backend or "gloo"
         if self.auto_cpu_bf16 and not (self.bf16 or self.fp16) and (self.use_cpu or not _has_accelerator()):
-            from ..models.tiger.generation_tiger import cpu_bf16_support
-
             native, reason = cpu_bf16_support()
             if native:
                 logger.info_once(f"training in bf16 mixed precision (fp32 weights and optimizer): this CPU has {reason}")

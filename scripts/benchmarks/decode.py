@@ -44,6 +44,7 @@ from transformers import HfArgumentParser, LogitsProcessorList, PrefixConstraine
 from hf_tiger import SemanticIDTokenizer, TigerConfig, TigerForConditionalGeneration
 from hf_tiger.machine import cpu_description, matmul_peak
 from hf_tiger.models.tiger.generation_tiger import (
+    _PRECISIONS,
     CatalogueIndex,
     TrieConstrainedLogitsProcessor,
     inference_autocast_dtype,
@@ -415,7 +416,7 @@ def main(argv=None) -> dict:
     else:
         tok = build_tokenizer(args)
         model = build_model(tok, args)
-    unknown = sorted(set(args.precisions) - {"auto", "fp32", "float32", "bf16", "bfloat16"})
+    unknown = sorted(set(args.precisions) - set(_PRECISIONS))
     if unknown or not args.precisions:
         raise ValueError(f"--precisions takes auto, fp32 and bf16, got {args.precisions}")
     num_parameters = sum(p.numel() for p in model.parameters())

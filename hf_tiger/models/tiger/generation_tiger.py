@@ -488,7 +488,9 @@ class _T5BeamDecoder:
             config, "scale_decoder_outputs", getattr(config, "tie_word_embeddings", True)
         )
         self.model_dim = config.d_model
-        self.lm_head = model.get_output_embeddings()
+        # the vocabulary projection runs in fp32 (see `logits`); cast once per search, not per step (a no-op for
+        # fp32 weights)
+        self.output_weight = model.get_output_embeddings().weight.float()
         # one matmul for q, k and v when they are plain linear layers (else, e.g. adapters or quantised layers,
         # their own forward is called)
         self.qkv_weights = []
@@ -594,7 +596,7 @@ class _T5BeamDecoder:
         # the output projection in fp32 even under bf16 autocast: bf16 logits (8 bits of mantissa) reorder
         # near-tied items; this matmul is a small share of a decoding step
         with torch.autocast(hidden.device.type, enabled=False):
-            logits = nn.functional.linear(hidden.float(), self.lm_head.weight.float())
+            logits = nn.functional.linear(hidden.float(), self.output_weight)
         return logits.view(batch_size, num_beams, -1)
 
     def reorder(self, parents: torch.Tensor) -> None:
