@@ -40,6 +40,14 @@ class DataArguments:
         default=None,
         metadata={"help": "Keep each user's K most recent training prefixes (long-sequence data such as MovieLens)."},
     )
+    last_item_rows: bool = field(
+        default=False,
+        metadata={
+            "help": "Also train on each training row cut to its last history item (last item -> target): a short, "
+            "cheap row that teaches the item-to-item transition. Rows whose history is one item are not doubled; "
+            "evaluation keeps the full histories."
+        },
+    )
     max_train_samples: int | None = field(
         default=None, metadata={"help": "Keep only the first N training rows (smoke tests, debugging)."}
     )

@@ -121,6 +121,16 @@ def most_recent_prefixes(split: datasets.Dataset, per_user: int | None) -> datas
     return split.select(sorted(keep))
 
 
+def last_item_rows(split: datasets.Dataset) -> datasets.Dataset:
+    """Each row whose history has more than one item, cut to its last item (`history[-1:]`, same user and target).
+
+    These are the rows of a first-order transition model: 2 + `num_levels` encoder tokens instead of one item's
+    tokens per history item, so they teach the (last item -> target) map at a fraction of a full row's cost.
+    """
+    longer = split.filter(lambda history: len(history) > 1, input_columns="history", desc="Rows to shorten")
+    return longer.map(lambda history: {"history": history[-1:]}, input_columns="history", desc="Last-item rows")
+
+
 def build_tiger_model(tokenizer, model_args: TigerModelArguments, rqvae=None):
     """A fresh TIGER sized by `model_args` (or the saved one at `model_name_or_path`) holding the tokenizer's catalogue.
 
@@ -325,14 +335,22 @@ def train_tiger(
             split = dataset[name]
             if name == "train":
                 split = most_recent_prefixes(split, data_args.max_train_prefixes_per_user)
-            encoded[name] = tokenize_split(
-                _first_rows(split, limit),
-                tokenizer,
-                use_user_tokens=data_args.use_user_tokens,
-                cache_dir=data_args.tokenized_cache_dir,
-                num_proc=data_args.preprocessing_num_workers,
-                split_name=name,
-            )
+            split = _first_rows(split, limit)
+            parts = {name: split}
+            if name == "train" and data_args.last_item_rows:
+                parts["train-last-item"] = last_item_rows(split)
+            tokenized = [
+                tokenize_split(
+                    part,
+                    tokenizer,
+                    use_user_tokens=data_args.use_user_tokens,
+                    cache_dir=data_args.tokenized_cache_dir,
+                    num_proc=data_args.preprocessing_num_workers,
+                    split_name=part_name,
+                )
+                for part_name, part in parts.items()
+            ]
+            encoded[name] = tokenized[0] if len(tokenized) == 1 else datasets.concatenate_datasets(tokenized)
     history = _History()
     budget = _TimeBudget(training_args.max_train_seconds) if training_args.max_train_seconds else None
     collator = TigerDataCollator(

@@ -194,3 +194,43 @@ def test_two_process_ddp_matches_one_process(shared_data_dir, tiny_tokenizer_dir
     history_a = [e["eval_loss"] for e in a["validation_history"]]
     history_b = [e["eval_loss"] for e in b["validation_history"]]
     assert history_b == pytest.approx(history_a, rel=1e-4)
+
+
+def test_last_item_rows_cut_histories_to_their_last_item():
+    import datasets
+
+    from hf_tiger.training.train import last_item_rows
+
+    split = datasets.Dataset.from_dict(
+        {"user_id": ["a", "a", "b"], "history": [["i1"], ["i1", "i2"], ["i5", "i6", "i7"]], "target": ["i2", "i3", "i8"]}
+    )
+    short = last_item_rows(split)
+    assert short.to_dict() == {"user_id": ["a", "b"], "history": [["i2"], ["i7"]], "target": ["i3", "i8"]}
+
+
+def test_training_with_last_item_rows_adds_them_to_the_training_rows(ml100k, tiny_tokenizer, tmp_path):
+    sequences, _ = ml100k
+    args = TigerTrainingArguments(
+        output_dir=str(tmp_path / "run"), max_steps=1, per_device_train_batch_size=8, eval_strategy="no",
+        save_strategy="no", use_cpu=True, report_to="none", disable_tqdm=True,
+    )
+    common = {"dataset": "ml-100k", "max_train_samples": 64, "max_eval_samples": 8,
+              "tokenized_cache_dir": str(tmp_path / "cache"), "use_user_tokens": False}
+    rows = {}
+    for flag in (False, True):
+        torch.manual_seed(0)
+        model = build_tiger_model(tiny_tokenizer, TigerModelArguments(**TINY_MODEL))
+        results = train_tiger(
+            model, tiny_tokenizer, sequences, args, DataArguments(**common, last_item_rows=flag), evaluate_test=False
+        )
+        rows[flag] = results["trainer"].train_dataset
+    first = sequences["train"].select(range(64))
+    longer = sum(len(history) > 1 for history in first["history"])
+    assert longer > 0
+    assert rows[False].num_rows == 64 and rows[True].num_rows == 64 + longer
+    assert rows[True][:64] == rows[False][:64]
+    added = rows[True].select(range(64, 64 + longer))
+    one_item = len(tiny_tokenizer.encode_history([first["history"][0][-1]]))
+    assert all(len(ids) == one_item for ids in added["input_ids"])
+    expected = [tiny_tokenizer.encode_history(h[-1:]) for h in first["history"] if len(h) > 1]
+    assert added["input_ids"] == expected
