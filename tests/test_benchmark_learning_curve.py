@@ -1,5 +1,6 @@
 """scripts/benchmarks/learning_curve.py on ML-100K with a tiny stage 1 and tiny recipes (a few CPU steps)."""
 
+import dataclasses
 import json
 
 import pytest
@@ -103,6 +104,13 @@ def test_learning_curve_bad_settings_are_clear_errors(monkeypatch, tmp_path):
     assert script._stage1_args(["a=1", "b=x=y"]) == ["--a", "1", "--b", "x=y"]
     with pytest.raises(ValueError, match="budget_examples must be >= 1"):
         script.CurveArguments(budget_examples=0)
+    # a curves.json of other settings is refused instead of being overwritten with the new recipes only
+    earlier = tmp_path / "curves.json"
+    earlier.write_text(json.dumps({"arguments": {**dataclasses.asdict(script.CurveArguments()), "budget_examples": 7},
+                                   "recipes": [{"recipe": "kept"}]}))
+    with pytest.raises(ValueError, match=r"other settings \(budget_examples\): pass another --output_dir"):
+        script._finished_recipes(earlier, script.CurveArguments())
+    assert script._finished_recipes(earlier, script.CurveArguments(budget_examples=7)) == {"kept": {"recipe": "kept"}}
     bad = tmp_path / "bad.yaml"
     bad.write_text("broken: 3\n")
     with pytest.raises(ValueError, match="recipe 'broken'"):

@@ -20,7 +20,8 @@ Examples seen and training seconds (evaluation excluded) are printed for every p
 last-item transition counts are scored on the same rows. Test is never read: recipes are compared on validation.
 Stage 1 (embeddings -> RQ-VAE -> tokenizer) is built once into `OUTPUT_DIR/stage1` unless a tokenizer is given.
 `OUTPUT_DIR/curves.json` is written after every recipe; a re-run with the same settings reuses the recipes it holds
-(same overrides) and trains only the others.
+(same overrides) and trains only the others (a folder whose curves.json has other settings is refused, not
+overwritten).
 """
 
 from __future__ import annotations
@@ -76,6 +77,8 @@ RECIPES: dict[str, dict[str, Any]] = {
     "label_smoothing": {**_SMALL_BATCH, "label_smoothing_factor": 0.1},
     "no_attention_dropout": {**_SMALL_BATCH, "attention_dropout_rate": 0.0},
     "all_prefixes": {**_SMALL_BATCH, "max_train_prefixes_per_user": None},
+    # no_attention_dropout plus every training row cut to its last item (DataArguments.last_item_rows)
+    "last_item_rows": {**_SMALL_BATCH, "attention_dropout_rate": 0.0, "last_item_rows": True},
     "no_dropout": {**_SMALL_BATCH, "dropout_rate": 0.0},
     "high_lr": {**_SMALL_BATCH, "learning_rate": 3e-3},
     # the adopted demo recipe (no_attention_dropout) in bf16 mixed precision: must learn as fp32 does
@@ -322,6 +325,8 @@ def _stage1_args(overrides: list[str]) -> list[str]:
 def run(args: CurveArguments) -> dict[str, Any]:
     recipes = load_recipes(args)
     output_dir = Path(args.output_dir)
+    path = output_dir / "curves.json"
+    done = _finished_recipes(path, args)  # before any work: a folder of other settings is an error
     splits = load_sequences(args.dataset, data_dir=args.data_dir)
     stage1_dir = Path(args.tokenizer_name_or_path) if args.tokenizer_name_or_path else output_dir / "stage1" / "tokenizer"
     if args.tokenizer_name_or_path is None and not (stage1_dir / "tokenizer_config.json").is_file():
@@ -354,8 +359,6 @@ def run(args: CurveArguments) -> dict[str, Any]:
         "recipes": [],
     }
     output_dir.mkdir(parents=True, exist_ok=True)
-    path = output_dir / "curves.json"
-    done = _finished_recipes(path, args)
     kept = [recipe for name, recipe in done.items() if name not in args.recipes]  # earlier recipes stay on file
     for name in args.recipes:
         if name in done and done[name]["overrides"] == recipes[name]:
@@ -386,8 +389,11 @@ def _finished_recipes(path: Path, args: CurveArguments) -> dict[str, dict[str, A
     before = previous.get("arguments", {})
     changed = [key for key in _SAME_RUN if before.get(key, _ADDED_LATER.get(key)) != getattr(args, key)]
     if changed:
-        print(f"{path} was written with other settings ({changed}): its recipes are not reused")
-        return {}
+        # overwriting it would lose every recipe it holds
+        raise ValueError(
+            f"{path} holds learning curves of other settings ({', '.join(changed)}): pass another --output_dir "
+            "(or move the file) so its recipes are not overwritten"
+        )
     return {recipe["recipe"]: recipe for recipe in previous.get("recipes", [])}
 
 
