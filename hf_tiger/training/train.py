@@ -107,6 +107,18 @@ def _first_rows(split: datasets.Dataset, limit: int | None) -> datasets.Dataset:
     return split if limit is None or limit >= split.num_rows else split.select(range(limit))
 
 
+def _tokenize(split: datasets.Dataset, tokenizer, data_args: DataArguments, split_name: str) -> datasets.Dataset:
+    """[`tokenize_split`] with the encoding and cache settings of `data_args`."""
+    return tokenize_split(
+        split,
+        tokenizer,
+        use_user_tokens=data_args.use_user_tokens,
+        cache_dir=data_args.tokenized_cache_dir,
+        num_proc=data_args.preprocessing_num_workers,
+        split_name=split_name,
+    )
+
+
 def most_recent_prefixes(split: datasets.Dataset, per_user: int | None) -> datasets.Dataset:
     """Keep each user's `per_user` last rows (the most recent training prefixes; rows of a user are in time order)."""
     if per_user is None:
@@ -272,14 +284,7 @@ def evaluate_split(
 
     rows = _first_rows(split, limit)
     with trainer.args.main_process_first(desc=f"tokenize {split_name}"):
-        encoded = tokenize_split(
-            rows,
-            tokenizer,
-            use_user_tokens=data_args.use_user_tokens,
-            cache_dir=data_args.tokenized_cache_dir,
-            num_proc=data_args.preprocessing_num_workers,
-            split_name=split_name,
-        )
+        encoded = _tokenize(rows, tokenizer, data_args, split_name)
     order = length_order(encoded)
     output = trainer.predict(encoded.select(order), metric_key_prefix=split_name)
     metrics = dict(output.metrics)
@@ -329,28 +334,15 @@ def train_tiger(
             "catalogue_token_ids()) or load the tokenizer saved with the model)"
         )
     set_seed(training_args.seed)
-    encoded = {}
     with training_args.main_process_first(desc="tokenize train/validation"):
-        for name, limit in (("train", data_args.max_train_samples), ("validation", data_args.max_eval_samples)):
-            split = dataset[name]
-            if name == "train":
-                split = most_recent_prefixes(split, data_args.max_train_prefixes_per_user)
-            split = _first_rows(split, limit)
-            parts = {name: split}
-            if name == "train" and data_args.last_item_rows:
-                parts["train-last-item"] = last_item_rows(split)
-            tokenized = [
-                tokenize_split(
-                    part,
-                    tokenizer,
-                    use_user_tokens=data_args.use_user_tokens,
-                    cache_dir=data_args.tokenized_cache_dir,
-                    num_proc=data_args.preprocessing_num_workers,
-                    split_name=part_name,
-                )
-                for part_name, part in parts.items()
-            ]
-            encoded[name] = tokenized[0] if len(tokenized) == 1 else datasets.concatenate_datasets(tokenized)
+        train = most_recent_prefixes(dataset["train"], data_args.max_train_prefixes_per_user)
+        train = _first_rows(train, data_args.max_train_samples)
+        encoded = {"train": _tokenize(train, tokenizer, data_args, "train")}
+        if data_args.last_item_rows:
+            short = _tokenize(last_item_rows(train), tokenizer, data_args, "train-last-item")
+            encoded["train"] = datasets.concatenate_datasets([encoded["train"], short])
+        validation = _first_rows(dataset["validation"], data_args.max_eval_samples)
+        encoded["validation"] = _tokenize(validation, tokenizer, data_args, "validation")
     history = _History()
     budget = _TimeBudget(training_args.max_train_seconds) if training_args.max_train_seconds else None
     collator = TigerDataCollator(
