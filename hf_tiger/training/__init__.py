@@ -9,7 +9,15 @@ from .arguments import (
     load_config_file,
     parse_args_with_config,
 )
-from .data import TigerDataCollator, encode_examples, sort_by_length, tokenize_sequences, tokenize_split
+from .data import (
+    TigerDataCollator,
+    encode_examples,
+    encode_user_sequences,
+    sort_by_length,
+    tokenize_sequences,
+    tokenize_split,
+    user_sequence_windows,
+)
 from .evaluation import evaluate_saved_model, load_model_and_tokenizer, recommend_with_text
 from .pipeline import build_semantic_ids, prepare_tokenizer, run_pipeline, sample_recommendations
 from .train import (
@@ -37,6 +45,7 @@ __all__ = [
     "find_rqvae",
     "item_popularity_percentiles",
     "encode_examples",
+    "encode_user_sequences",
     "evaluate_saved_model",
     "evaluate_split",
     "load_model_and_tokenizer",
@@ -52,5 +61,6 @@ __all__ = [
     "sort_by_length",
     "tokenize_split",
     "train_tiger",
+    "user_sequence_windows",
     "write_json",
 ]

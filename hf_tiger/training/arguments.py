@@ -48,6 +48,16 @@ class DataArguments:
             "evaluation keeps the full histories."
         },
     )
+    user_sequences: bool = field(
+        default=False,
+        metadata={
+            "help": "Train on user sequences instead of rows: a user's consecutive training rows become windows of "
+            "up to max_history + 1 items, and one encoder pass per window serves all its targets (needs "
+            "--causal_encoder; the same rows, each with exactly the encoding its history gets alone, except that "
+            "after a sequence's first window a history starts at its window's first item). Batch sizes then "
+            "count windows, not rows."
+        },
+    )
     max_train_samples: int | None = field(
         default=None, metadata={"help": "Keep only the first N training rows (smoke tests, debugging)."}
     )
@@ -65,6 +75,8 @@ class DataArguments:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"{name} must be >= 1 or unset, got {value}")
+        if self.user_sequences and self.last_item_rows:
+            raise ValueError("user_sequences and last_item_rows cannot be combined: last-item rows are not sequences")
 
 
 @dataclass
@@ -141,6 +153,13 @@ class TigerModelArguments:
             "much cheaper on CPU)."
         },
     )
+    causal_encoder: bool = field(
+        default=False,
+        metadata={
+            "help": "Causal encoder self-attention (TigerConfig.causal_encoder): a history prefix's encoding does not "
+            "depend on later items, which --user_sequences training needs. T5 and the paper: bidirectional."
+        },
+    )
     embedding_init: str = field(
         default="random",
         metadata={
@@ -165,6 +184,7 @@ class TigerModelArguments:
             "dropout_rate": 0.1 if self.dropout_rate is None else self.dropout_rate,
             "feed_forward_proj": self.feed_forward_proj,
             "attention_dropout_rate": self.attention_dropout_rate,
+            "causal_encoder": self.causal_encoder,
         }
         if self.num_decoder_layers is not None:
             sizes["num_decoder_layers"] = self.num_decoder_layers

@@ -107,7 +107,9 @@ def _first_rows(split: datasets.Dataset, limit: int | None) -> datasets.Dataset:
     return split if limit is None or limit >= split.num_rows else split.select(range(limit))
 
 
-def _tokenize(split: datasets.Dataset, tokenizer, data_args: DataArguments, split_name: str) -> datasets.Dataset:
+def _tokenize(
+    split: datasets.Dataset, tokenizer, data_args: DataArguments, split_name: str, user_sequences: bool = False
+) -> datasets.Dataset:
     """[`tokenize_split`] with the encoding and cache settings of `data_args`."""
     return tokenize_split(
         split,
@@ -116,6 +118,7 @@ def _tokenize(split: datasets.Dataset, tokenizer, data_args: DataArguments, spli
         cache_dir=data_args.tokenized_cache_dir,
         num_proc=data_args.preprocessing_num_workers,
         split_name=split_name,
+        user_sequences=user_sequences,
     )
 
 
@@ -333,11 +336,16 @@ def train_tiger(
             "the model's catalogue does not match the tokenizer's (call model.set_catalogue(tokenizer."
             "catalogue_token_ids()) or load the tokenizer saved with the model)"
         )
+    if data_args.user_sequences and not getattr(model.config, "causal_encoder", False):
+        raise ValueError(
+            "user_sequences training shares one encoder pass among the prefixes of a sequence and needs a causal "
+            "encoder: build the model with causal_encoder=True (--causal_encoder true)"
+        )
     set_seed(training_args.seed)
     with training_args.main_process_first(desc="tokenize train/validation"):
         train = most_recent_prefixes(dataset["train"], data_args.max_train_prefixes_per_user)
         train = _first_rows(train, data_args.max_train_samples)
-        encoded = {"train": _tokenize(train, tokenizer, data_args, "train")}
+        encoded = {"train": _tokenize(train, tokenizer, data_args, "train", user_sequences=data_args.user_sequences)}
         if data_args.last_item_rows:
             short = _tokenize(last_item_rows(train), tokenizer, data_args, "train-last-item")
             encoded["train"] = datasets.concatenate_datasets([encoded["train"], short])

@@ -102,6 +102,13 @@ class TigerTrainer(Seq2SeqTrainer):
 
     # ------------------------------------------------------------------------------------------------- training
 
+    def _set_signature_columns_if_needed(self):
+        """The model's forward arguments, plus `history_ends`, the column the collator turns user-sequence
+        features into packed decoder rows and their attention masks with (see [`TigerDataCollator`])."""
+        super()._set_signature_columns_if_needed()
+        if "history_ends" not in self._signature_columns:
+            self._signature_columns.append("history_ends")
+
     def compute_loss(self, model, inputs, return_outputs: bool = False, num_items_in_batch=None):
         """Token-summed cross-entropy divided by the number of label tokens of the whole optimizer step.
 
@@ -113,7 +120,8 @@ class TigerTrainer(Seq2SeqTrainer):
         """
         labels = inputs["labels"]
         model_inputs = {k: v for k, v in inputs.items() if k != "labels"}
-        model_inputs["decoder_input_ids"] = self.accelerator.unwrap_model(model)._shift_right(labels)
+        if "decoder_input_ids" not in model_inputs:  # packed user-sequence batches bring their own
+            model_inputs["decoder_input_ids"] = self.accelerator.unwrap_model(model)._shift_right(labels)
         outputs = model(**model_inputs)
         logits = outputs["logits"] if isinstance(outputs, dict) else outputs[0]
         loss = F.cross_entropy(

@@ -42,6 +42,7 @@ from hf_tiger.data import load_items, load_sequences
 from hf_tiger.machine import cpu_description
 from hf_tiger.metrics import compute_retrieval_metrics
 from hf_tiger.training import build_tiger_model, find_rqvae, prepare_tokenizer, train_tiger
+from hf_tiger.training.data import user_sequence_windows
 from hf_tiger.training.pipeline import pipeline_arguments
 from hf_tiger.training.train import most_recent_prefixes, write_json
 
@@ -79,6 +80,24 @@ RECIPES: dict[str, dict[str, Any]] = {
     "all_prefixes": {**_SMALL_BATCH, "max_train_prefixes_per_user": None},
     # no_attention_dropout plus every training row cut to its last item (DataArguments.last_item_rows)
     "last_item_rows": {**_SMALL_BATCH, "attention_dropout_rate": 0.0, "last_item_rows": True},
+    # no_attention_dropout with a causal encoder, trained on user sequences: one encoder pass per window of up to
+    # 21 items serves all its targets (DataArguments.user_sequences); 8 windows (about 80 rows) per step
+    "user_sequences": {
+        **_SMALL_BATCH,
+        "attention_dropout_rate": 0.0,
+        "causal_encoder": True,
+        "user_sequences": True,
+        "per_device_train_batch_size": 8,
+    },
+    # user_sequences over all of a user's training rows (5x the distinct rows), each window still <= 21 items
+    "user_sequences_all_prefixes": {
+        **_SMALL_BATCH,
+        "attention_dropout_rate": 0.0,
+        "causal_encoder": True,
+        "user_sequences": True,
+        "per_device_train_batch_size": 8,
+        "max_train_prefixes_per_user": None,
+    },
     "no_dropout": {**_SMALL_BATCH, "dropout_rate": 0.0},
     "high_lr": {**_SMALL_BATCH, "learning_rate": 3e-3},
     # the adopted demo recipe (no_attention_dropout) in bf16 mixed precision: must learn as fp32 does
@@ -187,7 +206,7 @@ class CurvePoints(TrainerCallback):
         self.points.append(
             {
                 "step": state.global_step,
-                "examples_seen": state.global_step * self.batch,
+                "examples_seen": round(state.global_step * self.batch),
                 "train_seconds": train_seconds,
                 "validation": validation,
                 "train_sample_recall@10": fitted["recall@10"],
@@ -233,11 +252,16 @@ def run_recipe(name, overrides, args: CurveArguments, splits, tokenizer, stage1_
         },
     )
     batch = training_args.per_device_train_batch_size * training_args.gradient_accumulation_steps
-    steps = max(1, args.budget_examples // batch)
+    train_rows = most_recent_prefixes(splits["train"], data_args.max_train_prefixes_per_user)
+    # a batch of user-sequence windows holds all their targets: examples (rows) per step = windows x mean targets
+    examples_per_step = float(batch)
+    if data_args.user_sequences:
+        windows = user_sequence_windows(train_rows, tokenizer.max_history)
+        examples_per_step = batch * train_rows.num_rows / windows.num_rows
+    steps = max(1, round(args.budget_examples / examples_per_step))
     training_args.max_steps = steps
     training_args.num_train_epochs = 1.0
     points = sorted({max(1, round(steps * (i + 1) / args.num_points)) for i in range(args.num_points)})
-    train_rows = most_recent_prefixes(splits["train"], data_args.max_train_prefixes_per_user)
     callback = CurvePoints(
         points,
         tokenizer,
@@ -246,7 +270,7 @@ def run_recipe(name, overrides, args: CurveArguments, splits, tokenizer, stage1_
         transitions,
         data_args.use_user_tokens,
         args.num_beams,
-        batch,
+        examples_per_step,
     )
     set_seed(args.seed)
     rqvae = find_rqvae(semantic_args, dataclasses.replace(model_args, tokenizer_name_or_path=str(stage1_dir)))
@@ -257,6 +281,7 @@ def run_recipe(name, overrides, args: CurveArguments, splits, tokenizer, stage1_
         "recipe": name,
         "overrides": overrides,
         "batch_size": batch,
+        "examples_per_step": examples_per_step,
         "steps": steps,
         "train_rows": train_rows.num_rows,
         "wall_seconds": time.perf_counter() - started,

@@ -2,6 +2,7 @@
 two-process DDP equals one process. Marked slow (a few tiny CPU runs each)."""
 
 import json
+import math
 import socket
 import subprocess
 import sys
@@ -234,3 +235,28 @@ def test_training_with_last_item_rows_adds_them_to_the_training_rows(ml100k, tin
     assert all(len(ids) == one_item for ids in added["input_ids"])
     expected = [tiny_tokenizer.encode_history(h[-1:]) for h in first["history"] if len(h) > 1]
     assert added["input_ids"] == expected
+
+
+def test_training_on_user_sequences_takes_every_row_once(ml100k, tiny_tokenizer, tmp_path):
+    sequences, _ = ml100k
+    args = TigerTrainingArguments(
+        output_dir=str(tmp_path / "run"), max_steps=3, per_device_train_batch_size=2, eval_strategy="no",
+        save_strategy="no", use_cpu=True, report_to="none", disable_tqdm=True, learning_rate=0.01,
+    )
+    data_args = DataArguments(dataset="ml-100k", max_train_samples=64, max_eval_samples=8,
+                              tokenized_cache_dir=str(tmp_path / "cache"), user_sequences=True)
+    torch.manual_seed(0)
+    bidirectional = build_tiger_model(tiny_tokenizer, TigerModelArguments(**TINY_MODEL))
+    with pytest.raises(ValueError, match="causal_encoder=True"):
+        train_tiger(bidirectional, tiny_tokenizer, sequences, args, data_args, evaluate_test=False)
+    model = build_tiger_model(tiny_tokenizer, TigerModelArguments(**TINY_MODEL, causal_encoder=True))
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    results = train_tiger(model, tiny_tokenizer, sequences, args, data_args, evaluate_test=False)
+    train = results["trainer"].train_dataset
+    assert train.column_names == ["input_ids", "labels", "history_ends"]
+    assert sum(len(labels) for labels in train["labels"]) == 64
+    assert results["train"]["global_step"] == 3 and math.isfinite(results["train"]["train_loss"])
+    changed = [n for n, p in model.named_parameters() if not torch.equal(p.detach(), before[n])]
+    assert any(n.startswith("encoder.") for n in changed) and any(n.startswith("decoder.") for n in changed)
+    with pytest.raises(ValueError, match="cannot be combined"):
+        DataArguments(dataset="ml-100k", user_sequences=True, last_item_rows=True)

@@ -45,6 +45,12 @@ class TigerConfig(T5Config):
             Dropout on the attention probabilities; `None` means `dropout_rate` (T5's behaviour). 0 keeps dropout
             on the hidden states only: on CPU the attention-probability masks (batch x heads x length x length
             random draws per layer) cost about a third of a training step of the small models.
+        causal_encoder (`bool`, *optional*, defaults to `False`):
+            Causal encoder self-attention: each history token sees only itself and the tokens before it, and a
+            `</s>` is seen by no other token. The encoding of a history prefix then does not depend on what follows
+            it, so training can share one encoder pass among all the prefixes of a user's sequence (the
+            `user_sequences` training rows, see `TigerForConditionalGeneration.forward`). T5 and the TIGER paper
+            use a bidirectional encoder (`False`).
         kwargs: any [`T5Config`] argument (`d_model`, `num_layers`, `num_heads`, `d_ff`, `dropout_rate`, ...).
 
     Example:
@@ -78,6 +84,7 @@ class TigerConfig(T5Config):
     item_mapping_fingerprint: str | None = None
     item_mapping_size: int = 0
     attention_dropout_rate: float | None = None
+    causal_encoder: bool = False
 
     def __post_init__(self, **kwargs):
         if self.codebook_sizes is None:

@@ -98,6 +98,31 @@ class TigerDropout(nn.Dropout):
         return hidden_states * (keep.to(hidden_states.dtype) * (1.0 / (1.0 - self.p)))
 
 
+def causal_encoder_mask(
+    input_ids: torch.Tensor | None,
+    attention_mask: torch.Tensor | None,
+    shape: tuple[int, int],
+    eos_token_id: int | None,
+    device: torch.device,
+) -> torch.Tensor:
+    """Encoder self-attention of a causal TIGER encoder: `torch.BoolTensor` of shape `(batch, length, length)`.
+
+    Position `q` may attend to key `k` when `k <= q`, `k` is not padding, and `k` is not a `</s>` unless `k == q`.
+    The last rule lets one pass over `[item 1 tokens, </s>, item 2 tokens, </s>, ...]` give every `</s>` the encoding
+    that the history ending just before it gets alone (`[item tokens ..., </s>]`, as the tokenizer writes it).
+    """
+    batch, length = shape
+    keys = (
+        torch.ones(shape, dtype=torch.bool, device=device) if attention_mask is None else attention_mask.to(torch.bool)
+    )
+    if input_ids is not None and eos_token_id is not None:
+        keys = keys & (input_ids != eos_token_id)
+    positions = torch.arange(length, device=device)
+    earlier = positions[None, :] < positions[:, None]  # [q, k]: k strictly before q
+    itself = positions[None, :] == positions[:, None]
+    return (earlier[None] & keys[:, None, :]) | itself[None]
+
+
 class TigerForConditionalGeneration(T5ForConditionalGeneration):
     r"""
     TIGER (Rajput et al., 2023): a T5 encoder-decoder that reads a user's history as semantic-ID tokens and
@@ -147,6 +172,141 @@ class TigerForConditionalGeneration(T5ForConditionalGeneration):
         self._tokenizer_checks: dict[tuple[str, str], bool] = {}
         self.set_attention_dropout(config.attention_dropout_rate)
         self._use_fast_dropout()
+        if getattr(config, "causal_encoder", False):
+            self.encoder.register_forward_pre_hook(self._causal_encoder_inputs, with_kwargs=True)
+
+    def _causal_encoder_inputs(self, encoder: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+        """Forward pre-hook of the encoder of a causal TIGER: replaces the padding mask by [`causal_encoder_mask`].
+
+        In a user sequence (`</s>` after every item) each `</s>` is skipped when counting positions, so every
+        pair of positions a query may attend to has the relative distance (hence T5's relative position bias) it
+        has in the history's own encoder input; the difference to the bias of plain positions goes into the mask.
+        """
+        names = ("input_ids", "attention_mask")
+        kwargs = {**dict(zip(names, args)), **kwargs}
+        input_ids, embeds = kwargs.get("input_ids"), kwargs.get("inputs_embeds")
+        reference = input_ids if input_ids is not None else embeds
+        mask = kwargs.get("attention_mask")
+        if reference is None or (mask is not None and mask.ndim == 4):  # no input (T5 raises) or already 4D
+            return args[len(names) :], kwargs
+        length = reference.shape[1]
+        allowed = causal_encoder_mask(
+            input_ids, mask, tuple(reference.shape[:2]), self.config.eos_token_id, reference.device
+        )
+        kwargs["attention_mask"] = self._attention_mask_4d(allowed)
+        if input_ids is not None and self.config.eos_token_id is not None:
+            counted = (input_ids != self.config.eos_token_id).long()
+            real = counted.bool() if mask is None else counted.bool() & mask.to(torch.bool)
+            # a </s> followed by an item token: a user sequence, not a history (whose </s> comes last)
+            if bool(((input_ids[:, :-1] == self.config.eos_token_id) & real[:, 1:]).any()):
+                positions = counted.cumsum(1) - counted  # number of non-</s> tokens before each token
+                attention = self.encoder.block[0].layer[0].SelfAttention
+                bucket = attention._relative_position_bucket(
+                    positions[:, None, :] - positions[:, :, None],
+                    bidirectional=True,
+                    num_buckets=attention.relative_attention_num_buckets,
+                    max_distance=attention.relative_attention_max_distance,
+                )
+                own = attention.relative_attention_bias(bucket).permute(0, 3, 1, 2)  # [B, H, q, k]
+                delta = own - attention.compute_bias(length, length, device=reference.device)
+                dtype = self.encoder.embed_tokens.weight.dtype
+                kwargs["attention_mask"] = delta.to(dtype).masked_fill(~allowed[:, None], torch.finfo(dtype).min)
+        return args[len(names) :], kwargs
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        decoder_input_ids: torch.LongTensor | None = None,
+        decoder_attention_mask: torch.Tensor | None = None,
+        encoder_outputs: Any = None,
+        cache: Any = None,
+        inputs_embeds: torch.Tensor | None = None,
+        decoder_inputs_embeds: torch.Tensor | None = None,
+        labels: torch.LongTensor | None = None,
+        use_cache: bool | None = None,
+        cross_attention_mask: torch.Tensor | None = None,
+        **kwargs,
+    ):
+        r"""
+        `T5ForConditionalGeneration.forward`, plus training on user sequences with a causal encoder.
+
+        With `cross_attention_mask`, each row of `input_ids` is a whole user sequence (`item tokens + </s>` per
+        history item, see `hf_tiger.training.data.encode_user_sequences`) and its decoder row packs all its
+        targets: `decoder_input_ids` / `labels` are the targets' decoder inputs / labels one after the other, each
+        target's tokens attend only to each other (`decoder_attention_mask`) and to the encoder positions of the
+        target's history and the `</s>` closing it (`cross_attention_mask`). The encoder (and each layer's
+        cross-attention keys and values) runs once per sequence instead of once per prefix, and every target gets
+        exactly what its history gets alone: `config.causal_encoder` makes a prefix's encoding independent of the
+        items after it, and T5's relative positions do not change inside a target's block.
+        [`TigerDataCollator`] builds these inputs.
+
+        Args:
+            decoder_attention_mask (`torch.BoolTensor` of shape `(batch, decoder_length, decoder_length)` with
+                `cross_attention_mask`, else T5's `(batch, decoder_length)`): which decoder positions each one sees.
+            cross_attention_mask (`torch.BoolTensor` of shape `(batch, decoder_length, sequence_length)`,
+                *optional*): the encoder positions each decoder position may attend to.
+        """
+        if cross_attention_mask is None:
+            return super().forward(
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                decoder_input_ids=decoder_input_ids,
+                decoder_attention_mask=decoder_attention_mask,
+                encoder_outputs=encoder_outputs,
+                cache=cache,
+                inputs_embeds=inputs_embeds,
+                decoder_inputs_embeds=decoder_inputs_embeds,
+                labels=labels,
+                use_cache=use_cache,
+                **kwargs,
+            )
+        if not getattr(self.config, "causal_encoder", False):
+            raise ValueError(
+                "cross_attention_mask (one encoder pass shared by the prefixes of a user sequence) needs a causal "
+                "encoder: with config.causal_encoder=False every history token sees the items after it"
+            )
+        if input_ids is None or decoder_input_ids is None or decoder_attention_mask is None:
+            raise ValueError("user-sequence training needs input_ids, decoder_input_ids and decoder_attention_mask")
+        batch, length = input_ids.shape
+        steps = decoder_input_ids.shape[1]
+        expected = {
+            "decoder_input_ids": (decoder_input_ids.shape, (batch, steps)),
+            "decoder_attention_mask": (decoder_attention_mask.shape, (batch, steps, steps)),
+            "cross_attention_mask": (cross_attention_mask.shape, (batch, steps, length)),
+        }
+        for name, (shape, wanted) in expected.items():
+            if tuple(shape) != wanted:
+                raise ValueError(
+                    f"{name} has shape {tuple(shape)}, expected {wanted} for input_ids of shape {(batch, length)} "
+                    f"and {steps} decoder positions"
+                )
+        encoded = self.encoder(input_ids=input_ids, attention_mask=attention_mask, return_dict=True)
+        return super().forward(
+            attention_mask=self._attention_mask_4d(cross_attention_mask),
+            decoder_input_ids=decoder_input_ids,
+            decoder_attention_mask=self._attention_mask_4d(decoder_attention_mask),
+            encoder_outputs=encoded,
+            decoder_inputs_embeds=decoder_inputs_embeds,
+            labels=labels,
+            use_cache=False,
+            **kwargs,
+        )
+
+    def _attention_mask_4d(self, allowed: torch.Tensor) -> torch.Tensor:
+        """A `(batch, queries, keys)` keep-mask as the 4D mask the attention implementation takes as it is."""
+        allowed = allowed.to(torch.bool)[:, None]
+        implementation = self.config._attn_implementation
+        if implementation == "sdpa":
+            return allowed
+        if implementation == "eager":
+            dtype = self.encoder.embed_tokens.weight.dtype
+            return torch.zeros(allowed.shape, dtype=dtype, device=allowed.device).masked_fill(
+                ~allowed, torch.finfo(dtype).min
+            )
+        raise ValueError(
+            f"user-sequence training supports the 'sdpa' and 'eager' attention implementations, not {implementation!r}"
+        )
 
     def _use_fast_dropout(self) -> None:
         for module in list(self.modules()):
