@@ -17,13 +17,16 @@ def _base_args(folder, data_dir) -> list[str]:
 def test_throughput_table_on_cpu(shared_data_dir, tmp_path, capsys, monkeypatch):
     script = load_script(SCRIPT, monkeypatch)
     base = _base_args(tiny_ml100k_tiger(tmp_path / "tiger"), shared_data_dir)
-    settings = ["bare", "trainer_random", "trainer_grouped", "default"]
+    settings = ["bare", "trainer_random", "trainer_grouped", "default", "user_sequences"]
     rows = script.main([*base, "--steps", "4", "--skip", "1", "--settings", *settings])
     printed = capsys.readouterr().out
     assert [row["setting"] for row in rows] == settings
     for row in rows:
         assert row["examples_per_second"] > 0 and row["gflops"] > 0
+    for row in rows[:4]:
         assert row["examples_timed"] == 3 * 4  # steps 1..4 of batch 4
+    # user sequences: whole windows per step (ML-100K: ~10 targets each), every target counted as an example
+    assert rows[4]["examples_timed"] > 3 and rows[4]["examples_per_step"] == rows[4]["examples_timed"] / 3
     # random batches are padded to their longest history; grouped batches are not wider
     assert rows[2]["mean_width"] <= rows[1]["mean_width"]
     assert "| batch | setting | examples/s | vs bare |" in printed and "| 4 | bare |" in printed

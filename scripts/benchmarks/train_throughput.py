@@ -17,7 +17,11 @@ tokenizer's catalogue and times `--steps` training steps per setting, from step 
 - `default`: the training script's path with today's defaults (length-grouped batches, `TigerDropout`), plus
   `--attention_dropout_rate` when given;
 - `bf16_grouped`: `default` with `bf16=True` (autocast; on CPU worthwhile only with AMX / AVX512-BF16);
-- `compile`: `default` with `torch_compile=True`.
+- `compile`: `default` with `torch_compile=True`;
+- `user_sequences`: `default` with a causal encoder (`causal_encoder=True`) trained on user sequences
+  (`user_sequences=True`): one encoder pass per window of up to 21 items serves all its targets. A batch holds
+  `round(batch_size / mean targets per window)` windows, so about `batch_size` examples (targets) per step;
+  examples/s counts the targets of the timed batches.
 
 For each it prints examples/s, the mean padded input width, the achieved GFLOP/s (FLOPs of every timed batch
 counted with `torch.utils.flop_counter` at its shape) and the share of the machine's measured fp32 matmul peak
@@ -46,7 +50,7 @@ from hf_tiger.training import TigerModelArguments, TigerTrainingArguments
 from hf_tiger.training.data import TigerDataCollator, tokenize_split
 from hf_tiger.training.trainer import TigerTrainer
 
-SETTINGS = ("bare", "trainer_random", "trainer_grouped", "default", "bf16_grouped", "compile")
+SETTINGS = ("bare", "trainer_random", "trainer_grouped", "default", "bf16_grouped", "compile", "user_sequences")
 
 
 @dataclass
@@ -95,15 +99,24 @@ class _StepTimer(TrainerCallback):
 
 
 class _ShapeRecorder(TigerDataCollator):
-    """The collator, remembering the (batch, width) of every batch it builds."""
+    """The collator, remembering the shape of every batch it builds: `(examples, batch, width, decoder steps)`.
+
+    For row batches examples = batch and the decoder steps are `num_levels`; for user-sequence batches (packed
+    targets) examples counts the targets."""
 
     def __init__(self, pad_token_id: int):
         super().__init__(pad_token_id=pad_token_id)
-        self.shapes: list[tuple[int, int]] = []
+        self.shapes: list[tuple[int, int, int, int]] = []
 
     def __call__(self, features):
         batch = super().__call__(features)
-        self.shapes.append(tuple(batch["input_ids"].shape))
+        size, width = batch["input_ids"].shape
+        labels = batch["labels"]
+        if "cross_attention_mask" in batch:
+            examples = int((labels != -100).sum()) // len(features[0]["labels"][0])
+        else:
+            examples = size
+        self.shapes.append((examples, size, width, labels.shape[1]))
         return batch
 
 
@@ -116,10 +129,16 @@ def plain_dropout_(model: nn.Module) -> nn.Module:
     return model
 
 
-def build_model(tokenizer, args: ThroughputArguments, attention_dropout_rate=None, plain_dropout=False):
+def build_model(
+    tokenizer, args: ThroughputArguments, attention_dropout_rate=None, plain_dropout=False, causal_encoder=False
+):
     set_seed(args.seed)
     sizes = TigerModelArguments(
-        d_model=args.d_model, d_ff=args.d_ff, num_layers=args.num_layers, attention_dropout_rate=attention_dropout_rate
+        d_model=args.d_model,
+        d_ff=args.d_ff,
+        num_layers=args.num_layers,
+        attention_dropout_rate=attention_dropout_rate,
+        causal_encoder=causal_encoder,
     ).model_sizes()
     model = TigerForConditionalGeneration(TigerConfig.from_tokenizer(tokenizer, **sizes))
     model.set_catalogue(tokenizer)
@@ -131,20 +150,31 @@ class FlopTable:
 
     def __init__(self, tokenizer, args: ThroughputArguments):
         self.model = build_model(tokenizer, args).train()
+        self.causal = build_model(tokenizer, args, causal_encoder=True).train()
         self.num_levels = tokenizer.num_levels
-        self.cache: dict[tuple[int, int], int] = {}
+        self.eos = tokenizer.eos_token_id
+        self.cache: dict[tuple[int, ...], int] = {}
 
-    def __call__(self, shape: tuple[int, int]) -> int:
-        if shape not in self.cache:
-            batch, width = shape
+    def __call__(self, shape: tuple[int, int, int, int]) -> int:
+        _, batch, width, steps = shape
+        key = (batch, width, steps)
+        if key not in self.cache:
             input_ids = torch.full((batch, width), 5, dtype=torch.long)
-            labels = torch.full((batch, self.num_levels), 5, dtype=torch.long)
+            labels = torch.full((batch, steps), 5, dtype=torch.long)
+            inputs = {"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids), "labels": labels}
+            model = self.model
+            if steps != self.num_levels:  # packed user-sequence targets
+                model = self.causal
+                input_ids[:, 1::2] = self.eos  # interleaved </s>: the relative-position correction is counted
+                inputs["decoder_input_ids"] = labels
+                inputs["decoder_attention_mask"] = torch.ones((batch, steps, steps), dtype=torch.bool)
+                inputs["cross_attention_mask"] = torch.ones((batch, steps, width), dtype=torch.bool)
             counter = FlopCounterMode(display=False)
             with counter:
-                self.model(input_ids=input_ids, attention_mask=torch.ones_like(input_ids), labels=labels).loss.backward()
-            self.model.zero_grad(set_to_none=True)
-            self.cache[shape] = counter.get_total_flops()
-        return self.cache[shape]
+                model(**inputs).loss.backward()
+            model.zero_grad(set_to_none=True)
+            self.cache[key] = counter.get_total_flops()
+        return self.cache[key]
 
 
 def time_bare(tokenizer, train, batch_size: int, args: ThroughputArguments) -> dict:
@@ -171,7 +201,11 @@ def time_trainer(tokenizer, train, batch_size: int, setting: str, args: Throughp
     """The training script's path (TigerTrainer) for one setting."""
     old = setting in ("trainer_random", "trainer_grouped")
     model = build_model(
-        tokenizer, args, attention_dropout_rate=None if old else args.attention_dropout_rate, plain_dropout=old
+        tokenizer,
+        args,
+        attention_dropout_rate=None if old else args.attention_dropout_rate,
+        plain_dropout=old,
+        causal_encoder=setting == "user_sequences",
     )
     collator = _ShapeRecorder(tokenizer.pad_token_id)
     timer = _StepTimer(args.skip)
@@ -210,24 +244,33 @@ def run(args: ThroughputArguments) -> list[dict]:
     rows = []
     with tempfile.TemporaryDirectory() as cache_dir:
         train = tokenize_split(splits["train"], tokenizer, split_name="train", cache_dir=cache_dir)
+        sequences = None
+        if "user_sequences" in args.settings:
+            sequences = tokenize_split(
+                splits["train"], tokenizer, split_name="train", cache_dir=cache_dir, user_sequences=True
+            )
+            targets_per_window = train.num_rows / sequences.num_rows
         flops = FlopTable(tokenizer, args)
         for batch_size in args.batch_sizes:
             for setting in args.settings:
-                timed = (
-                    time_bare(tokenizer, train, batch_size, args)
-                    if setting == "bare"
-                    else time_trainer(tokenizer, train, batch_size, setting, args)
-                )
-                examples = sum(b for b, _ in timed["shapes"])
-                total_flops = sum(flops(shape) for shape in timed["shapes"])
-                seconds_per_step = timed["seconds"] / max(timed["steps"], 1)
+                if setting == "bare":
+                    timed = time_bare(tokenizer, train, batch_size, args)
+                elif setting == "user_sequences":
+                    windows = max(1, round(batch_size / targets_per_window))
+                    timed = time_trainer(tokenizer, sequences, windows, setting, args)
+                else:
+                    timed = time_trainer(tokenizer, train, batch_size, setting, args)
+                shapes = timed["shapes"]
+                examples = sum(shape[0] for shape in shapes)
+                total_flops = sum(flops(shape) for shape in shapes)
                 rows.append(
                     {
                         "batch_size": batch_size,
                         "setting": setting,
-                        "examples_per_second": batch_size / seconds_per_step,
-                        "mean_width": sum(w for _, w in timed["shapes"]) / max(len(timed["shapes"]), 1),
-                        "gflops": total_flops / max(len(timed["shapes"]), 1) / seconds_per_step / 1e9,
+                        "examples_per_second": examples / timed["seconds"],
+                        "examples_per_step": examples / max(len(shapes), 1),
+                        "mean_width": sum(shape[2] for shape in shapes) / max(len(shapes), 1),
+                        "gflops": total_flops / timed["seconds"] / 1e9,
                         "examples_timed": examples,
                     }
                 )
@@ -237,14 +280,15 @@ def run(args: ThroughputArguments) -> list[dict]:
           f"{args.dataset} ({train.num_rows} rows); {device}; torch {torch.__version__}")
     print(f"CPU bf16: {support}; matmul peak fp32 {peaks['fp32']:.0f} GFLOP/s, bf16 {peaks['bf16']:.0f} GFLOP/s; "
           f"steps {args.skip}..{args.steps} timed; {platform.platform()}\n")
-    print("| batch | setting | examples/s | vs bare | mean width | GFLOP/s | % of fp32 peak |")
-    print("|---|---|---|---|---|---|---|")
+    print("| batch | setting | examples/s | vs bare | examples/step | mean width | GFLOP/s | % of fp32 peak |")
+    print("|---|---|---|---|---|---|---|---|")
     for row in rows:
         bare = next((r for r in rows if r["setting"] == "bare" and r["batch_size"] == row["batch_size"]), None)
         ratio = f"{row['examples_per_second'] / bare['examples_per_second']:.2f}x" if bare else "-"
         print(
             f"| {row['batch_size']} | {row['setting']} | {row['examples_per_second']:.0f} | {ratio} | "
-            f"{row['mean_width']:.1f} | {row['gflops']:.1f} | {100 * row['gflops'] / peaks['fp32']:.0f}% |"
+            f"{row['examples_per_step']:.1f} | {row['mean_width']:.1f} | {row['gflops']:.1f} | "
+            f"{100 * row['gflops'] / peaks['fp32']:.0f}% |"
         )
     return rows
 
