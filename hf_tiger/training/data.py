@@ -19,7 +19,6 @@ TOKENIZATION_VERSION = "1"
 """Bumped whenever `encode_examples` changes meaning, so stale cache files are never reused."""
 
 REQUIRED_COLUMNS = ("user_id", "history", "target")
-SEQUENCE_COLUMNS = ("user_id", "items", "first_target")
 
 
 def default_cache_dir() -> Path:

@@ -5,6 +5,7 @@ import torch
 from test_modeling_tiger import make_model, make_tokenizer, random_histories
 
 from hf_tiger import TigerForConditionalGeneration
+from hf_tiger.hub.recommender import _model_size
 from hf_tiger.training.data import TigerDataCollator, encode_user_sequences
 
 ATTENTION = ["sdpa", "eager"]
@@ -113,6 +114,7 @@ def test_causal_model_saves_loads_and_recommends(tmp_path):
     model.save_pretrained(tmp_path)
     loaded = TigerForConditionalGeneration.from_pretrained(tmp_path).eval()
     assert loaded.config.causal_encoder is True
+    assert "causal encoder" in _model_size(loaded.config) and "causal" not in _model_size(make_model(tok).config)
     batch = tok.batch_encode_histories(histories, targets=tok.item_ids[:5])
     with torch.no_grad():
         assert torch.equal(loaded(**batch).logits, model(**batch).logits)
