@@ -39,6 +39,12 @@ def tiny_config(tmp_path):
             {
                 "tiny_users": {"use_user_tokens": True},
                 "tiny_rqvae": {"use_user_tokens": False, "embedding_init": "rqvae", "attention_dropout_rate": 0.0},
+                "tiny_sequences": {
+                    "use_user_tokens": False,
+                    "causal_encoder": True,
+                    "user_sequences": True,
+                    "per_device_train_batch_size": 1,
+                },
             }
         )
     )
@@ -53,7 +59,8 @@ def test_learning_curve_table(shared_data_dir, tmp_path, tiny_config, capsys, mo
     payload = script.main(
         [
             *("--dataset", "ml-100k", "--data_dir", str(shared_data_dir), "--output_dir", str(out)),
-            *("--config", str(config), "--recipe_file", str(recipes), "--recipes", "tiny_users", "tiny_rqvae"),
+            *("--config", str(config), "--recipe_file", str(recipes)),
+            *("--recipes", "tiny_users", "tiny_rqvae", "tiny_sequences"),
             *("--budget_examples", "32", "--num_points", "2", "--max_eval_samples", "25"),
             *("--train_sample_size", "12", "--num_beams", "10", "--num_user_buckets", "32"),
             *("--stage1_overrides", "rqvae_standardize_inputs=true"),
@@ -64,10 +71,16 @@ def test_learning_curve_table(shared_data_dir, tmp_path, tiny_config, capsys, mo
     assert json.loads((out / "stage1" / "rqvae" / "config.json").read_text())["standardize_inputs"] is True
     assert payload["validation_rows"] == 25 and json.loads((out / "curves.json").read_text())["dataset"] == "ml-100k"
     names = [r["recipe"] for r in payload["recipes"]]
-    assert names == ["tiny_users", "tiny_rqvae"]
-    for recipe in payload["recipes"]:
+    assert names == ["tiny_users", "tiny_rqvae", "tiny_sequences"]
+    for recipe in payload["recipes"][:2]:
         assert recipe["steps"] == 4 and [p["step"] for p in recipe["points"]] == [2, 4]
         assert [p["examples_seen"] for p in recipe["points"]] == [16, 32]
+    # user sequences: a step trains every target of its window; examples count those targets
+    sequences = payload["recipes"][2]
+    per_step = sequences["examples_per_step"]
+    assert per_step > 1 and sequences["steps"] == round(32 / per_step)
+    assert sequences["points"][-1]["examples_seen"] == round(sequences["steps"] * per_step)
+    for recipe in payload["recipes"]:
         for point in recipe["points"]:
             v = point["validation"]
             assert 0.0 <= v["unseen_recall@10"] <= 1.0 and 0.0 <= point["train_sample_recall@10"] <= 1.0
@@ -89,7 +102,7 @@ def test_learning_curve_table(shared_data_dir, tmp_path, tiny_config, capsys, mo
     assert "tiny_rqvae: finished in an earlier run" in capsys.readouterr().out
     assert again["recipes"] == [payload["recipes"][1]]
     on_file = json.loads((out / "curves.json").read_text())["recipes"]
-    assert [r["recipe"] for r in on_file] == ["tiny_rqvae", "tiny_users"]  # the other recipe stays on file
+    assert [r["recipe"] for r in on_file] == ["tiny_rqvae", "tiny_users", "tiny_sequences"]  # the others stay on file
 
 
 def test_learning_curve_bad_settings_are_clear_errors(monkeypatch, tmp_path):
