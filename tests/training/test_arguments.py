@@ -64,3 +64,16 @@ def test_warm_start_keeps_the_saved_dropout_unless_given(tmp_path):
         tokenizer, TigerModelArguments(d_model=32, d_kv=8, num_heads=2, dropout_rate=0.25)
     )
     assert fresh.config.dropout_rate == 0.25 and fresh.config.d_model == 32
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in (REPO_ROOT / "scripts" / "configs").glob("tiger_*.yaml")))
+def test_shipped_training_configs_parse(name, tmp_path):
+    """Every shipped TIGER config holds only known arguments with valid values (a typo would stop a long run)."""
+    # the GPU config's tf32 / bf16 / fused optimizer need a GPU: checked here for their keys only
+    cpu_only = ["--tf32", "false", "--bf16", "false", "--optim", "adamw_torch"] if "gpu" in name else []
+    data, _, model, training = parse_args_with_config(
+        args=[str(REPO_ROOT / "scripts" / "configs" / name), "--output_dir", str(tmp_path), *cpu_only]
+    )
+    assert data.dataset and training.output_dir == str(tmp_path)
+    if data.user_sequences:
+        assert model.causal_encoder, "user_sequences needs causal_encoder"
