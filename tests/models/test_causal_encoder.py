@@ -123,3 +123,17 @@ def test_causal_model_saves_loads_and_recommends(tmp_path):
     bidirectional = make_model(tok, seed=8)
     with torch.no_grad():
         assert not torch.allclose(bidirectional(**batch).logits, model(**batch).logits)
+
+
+@pytest.mark.parametrize("attention", ATTENTION)
+def test_user_sequences_train_under_cpu_bf16_autocast(attention):
+    """The path a CPU with AMX takes by default: bf16 autocast around the packed forward."""
+    tok = make_tokenizer(7, 80, levels=3, codebook=8)
+    collated, rows = _sequence_batch(tok, [tok.item_ids[:6], tok.item_ids[10:12]], ["a", "b"])
+    model = make_model(tok, seed=7, causal_encoder=True).train()
+    model.config._attn_implementation = attention
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        packed, single = model(**collated).loss, model(**rows).loss
+    packed.backward()
+    assert torch.isfinite(packed) and packed.item() == pytest.approx(single.item(), abs=2e-2)
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
