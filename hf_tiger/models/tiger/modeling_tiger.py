@@ -111,7 +111,7 @@ def causal_encoder_mask(
     The last rule lets one pass over `[item 1 tokens, </s>, item 2 tokens, </s>, ...]` give every `</s>` the encoding
     that the history ending just before it gets alone (`[item tokens ..., </s>]`, as the tokenizer writes it).
     """
-    batch, length = shape
+    length = shape[1]
     keys = (
         torch.ones(shape, dtype=torch.bool, device=device) if attention_mask is None else attention_mask.to(torch.bool)
     )
@@ -190,15 +190,14 @@ class TigerForConditionalGeneration(T5ForConditionalGeneration):
         if reference is None or (mask is not None and mask.ndim == 4):  # no input (T5 raises) or already 4D
             return args[len(names) :], kwargs
         length = reference.shape[1]
-        allowed = causal_encoder_mask(
-            input_ids, mask, tuple(reference.shape[:2]), self.config.eos_token_id, reference.device
-        )
-        kwargs["attention_mask"] = self._attention_mask_4d(allowed)
-        if input_ids is not None and self.config.eos_token_id is not None:
-            counted = (input_ids != self.config.eos_token_id).long()
+        eos = self.config.eos_token_id
+        allowed = causal_encoder_mask(input_ids, mask, tuple(reference.shape[:2]), eos, reference.device)
+        bias = None
+        if input_ids is not None and eos is not None:
+            counted = (input_ids != eos).long()
             real = counted.bool() if mask is None else counted.bool() & mask.to(torch.bool)
             # a </s> followed by an item token: a user sequence, not a history (whose </s> comes last)
-            if bool(((input_ids[:, :-1] == self.config.eos_token_id) & real[:, 1:]).any()):
+            if bool(((input_ids[:, :-1] == eos) & real[:, 1:]).any()):
                 positions = counted.cumsum(1) - counted  # number of non-</s> tokens before each token
                 attention = self.encoder.block[0].layer[0].SelfAttention
                 bucket = attention._relative_position_bucket(
@@ -208,9 +207,8 @@ class TigerForConditionalGeneration(T5ForConditionalGeneration):
                     max_distance=attention.relative_attention_max_distance,
                 )
                 own = attention.relative_attention_bias(bucket).permute(0, 3, 1, 2)  # [B, H, q, k]
-                delta = own - attention.compute_bias(length, length, device=reference.device)
-                dtype = self.encoder.embed_tokens.weight.dtype
-                kwargs["attention_mask"] = delta.to(dtype).masked_fill(~allowed[:, None], torch.finfo(dtype).min)
+                bias = own - attention.compute_bias(length, length, device=reference.device)
+        kwargs["attention_mask"] = self._attention_mask_4d(allowed, bias=bias)
         return args[len(names) :], kwargs
 
     def forward(
@@ -293,20 +291,22 @@ class TigerForConditionalGeneration(T5ForConditionalGeneration):
             **kwargs,
         )
 
-    def _attention_mask_4d(self, allowed: torch.Tensor) -> torch.Tensor:
-        """A `(batch, queries, keys)` keep-mask as the 4D mask the attention implementation takes as it is."""
+    def _attention_mask_4d(self, allowed: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+        """A `(batch, queries, keys)` keep-mask as the 4D mask the attention implementation takes as it is: boolean
+        for sdpa, additive float for eager or when an additive `bias` (`(batch, heads, queries, keys)`) comes with it.
+        """
         allowed = allowed.to(torch.bool)[:, None]
         implementation = self.config._attn_implementation
-        if implementation == "sdpa":
-            return allowed
-        if implementation == "eager":
-            dtype = self.encoder.embed_tokens.weight.dtype
-            return torch.zeros(allowed.shape, dtype=dtype, device=allowed.device).masked_fill(
-                ~allowed, torch.finfo(dtype).min
+        if implementation not in ("sdpa", "eager"):
+            raise ValueError(
+                f"causal_encoder and user-sequence training support the 'sdpa' and 'eager' attention "
+                f"implementations, not {implementation!r}"
             )
-        raise ValueError(
-            f"user-sequence training supports the 'sdpa' and 'eager' attention implementations, not {implementation!r}"
-        )
+        if implementation == "sdpa" and bias is None:
+            return allowed
+        dtype = self.encoder.embed_tokens.weight.dtype
+        base = torch.zeros(allowed.shape, dtype=dtype, device=allowed.device) if bias is None else bias.to(dtype)
+        return base.masked_fill(~allowed, torch.finfo(dtype).min)
 
     def _use_fast_dropout(self) -> None:
         for module in list(self.modules()):
