@@ -64,10 +64,12 @@ def _normalize_items(items: Any) -> dict[Any, dict[str, Any]]:
 def _model_size(config: Any) -> str:
     decoder_layers = getattr(config, "num_decoder_layers", None) or config.num_layers
     kind = "T5 encoder-decoder with a causal encoder" if getattr(config, "causal_encoder", False) else "T5 encoder-decoder"
-    return (
+    size = (
         f"{kind}, {config.num_layers}+{decoder_layers} layers, d_model {config.d_model}, "
         f"{config.num_heads} heads, d_ff {config.d_ff}"
     )
+    items = int(getattr(config, "num_item_embeddings", 0) or 0)
+    return f"{size}, learned item-ID embeddings for {items:,} items" if items else size
 
 
 class TigerRecommender:

@@ -160,6 +160,14 @@ class TigerModelArguments:
             "depend on later items, which --user_sequences training needs. T5 and the paper: bidirectional."
         },
     )
+    item_embeddings: bool = field(
+        default=False,
+        metadata={
+            "help": "A learned item-ID vector per catalogue item, zero at first, added to the embeddings of the item's "
+            "semantic-ID tokens in the encoder input (TigerConfig.num_item_embeddings): room to store what follows "
+            "each item. The paper's TIGER reads semantic IDs only (False)."
+        },
+    )
     embedding_init: str = field(
         default="random",
         metadata={

@@ -169,7 +169,10 @@ def build_tiger_model(tokenizer, model_args: TigerModelArguments, rqvae=None):
         if overrides:
             logger.info(f"warm start from {model_args.model_name_or_path} with dropout_rate={model_args.dropout_rate}")
     else:
-        config = TigerConfig.from_tokenizer(tokenizer, **model_args.model_sizes())
+        sizes = model_args.model_sizes()
+        if getattr(model_args, "item_embeddings", False):
+            sizes["num_item_embeddings"] = tokenizer.catalogue_size
+        config = TigerConfig.from_tokenizer(tokenizer, **sizes)
         model = TigerForConditionalGeneration(config)
         if model_args.embedding_init == "rqvae":
             if rqvae is None:

@@ -260,3 +260,20 @@ def test_training_on_user_sequences_takes_every_row_once(ml100k, tiny_tokenizer,
     assert any(n.startswith("encoder.") for n in changed) and any(n.startswith("decoder.") for n in changed)
     with pytest.raises(ValueError, match="cannot be combined"):
         DataArguments(dataset="ml-100k", user_sequences=True, last_item_rows=True)
+
+
+def test_training_learns_item_id_embeddings(ml100k, tiny_tokenizer, tmp_path):
+    sequences, _ = ml100k
+    args = TigerTrainingArguments(
+        output_dir=str(tmp_path / "run"), max_steps=3, per_device_train_batch_size=4, eval_strategy="no",
+        save_strategy="no", use_cpu=True, report_to="none", disable_tqdm=True, learning_rate=0.01,
+    )
+    data_args = DataArguments(dataset="ml-100k", max_train_samples=32, max_eval_samples=8,
+                              tokenized_cache_dir=str(tmp_path / "cache"))
+    model = build_tiger_model(tiny_tokenizer, TigerModelArguments(**TINY_MODEL, item_embeddings=True))
+    assert model.config.num_item_embeddings == tiny_tokenizer.catalogue_size
+    assert bool((model.item_embedding_keys >= 0).all()) and not model.item_embeddings.weight.any()
+    train_tiger(model, tiny_tokenizer, sequences, args, data_args, evaluate_test=False)
+    learned = model.item_embeddings.weight.detach().abs().sum(-1) > 0
+    assert 0 < int(learned.sum()) < tiny_tokenizer.catalogue_size  # the items of the batches' histories only
+    assert not learned[-1]  # the row of tokens that are no catalogue item stays zero

@@ -5,6 +5,7 @@ This file ships as Hub remote code: it imports only transformers and the standar
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from transformers import T5Config
@@ -51,6 +52,13 @@ class TigerConfig(T5Config):
             it, so training can share one encoder pass among all the prefixes of a user's sequence (the
             `user_sequences` training rows, see `TigerForConditionalGeneration.forward`). T5 and the TIGER paper
             use a bidirectional encoder (`False`).
+        num_item_embeddings (`int`, *optional*, defaults to 0):
+            Items with a learned item-ID embedding (0: none, the paper's TIGER). Each is a `d_model` vector, zero at
+            initialisation, added to the embeddings of all of the item's semantic-ID tokens in the encoder input, so
+            the model can store what it learns about one item (e.g. which items follow it) in a place of its own
+            instead of composing it from shared code embeddings. Which semantic IDs own a vector is fixed by the
+            first catalogue the model is given (`set_catalogue`); items added later (cold start) get none and are
+            read from their semantic ID alone. The decoder and the generated semantic IDs are unchanged.
         kwargs: any [`T5Config`] argument (`d_model`, `num_layers`, `num_heads`, `d_ff`, `dropout_rate`, ...).
 
     Example:
@@ -85,6 +93,7 @@ class TigerConfig(T5Config):
     item_mapping_size: int = 0
     attention_dropout_rate: float | None = None
     causal_encoder: bool = False
+    num_item_embeddings: int = 0
 
     def __post_init__(self, **kwargs):
         if self.codebook_sizes is None:
@@ -141,9 +150,15 @@ class TigerConfig(T5Config):
             ("catalogue_size", 0),
             ("max_history", 1),
             ("default_num_beams", 1),
+            ("num_item_embeddings", 0),
         ):
             if int(getattr(self, name)) < minimum:
                 raise ValueError(f"{name} must be >= {minimum}, got {getattr(self, name)}")
+        if self.num_item_embeddings and math.prod(self.codebook_sizes) >= 2**62:
+            raise ValueError(
+                f"num_item_embeddings needs semantic IDs that pack into one int64 key; codebook_sizes "
+                f"{self.codebook_sizes} span {math.prod(self.codebook_sizes)} IDs"
+            )
 
     @classmethod
     def from_tokenizer(cls, tokenizer: Any, **kwargs) -> TigerConfig:

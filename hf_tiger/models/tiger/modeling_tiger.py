@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 from transformers import GenerationConfig, LogitsProcessorList, T5ForConditionalGeneration
+from transformers import initialization as init
 from transformers.generation.utils import GenerateBeamEncoderDecoderOutput
 from transformers.models.t5.modeling_t5 import T5Attention
 from transformers.utils import logging
@@ -123,6 +124,10 @@ def causal_encoder_mask(
     return (earlier[None] & keys[:, None, :]) | itself[None]
 
 
+class TigerItemEmbeddings(nn.Embedding):
+    """The learned item-ID vectors of `TigerConfig.num_item_embeddings` (zero at initialisation)."""
+
+
 class TigerForConditionalGeneration(T5ForConditionalGeneration):
     r"""
     TIGER (Rajput et al., 2023): a T5 encoder-decoder that reads a user's history as semantic-ID tokens and
@@ -172,23 +177,91 @@ class TigerForConditionalGeneration(T5ForConditionalGeneration):
         self._tokenizer_checks: dict[tuple[str, str], bool] = {}
         self.set_attention_dropout(config.attention_dropout_rate)
         self._use_fast_dropout()
-        if getattr(config, "causal_encoder", False):
-            self.encoder.register_forward_pre_hook(self._causal_encoder_inputs, with_kwargs=True)
+        num_items = int(getattr(config, "num_item_embeddings", 0) or 0)
+        if num_items:
+            # row num_items: no learned vector (padding, other tokens, items outside the first catalogue)
+            self.item_embeddings = TigerItemEmbeddings(num_items + 1, config.d_model, padding_idx=num_items)
+            nn.init.zeros_(self.item_embeddings.weight)
+            # packed semantic IDs (see _item_keys) of the items owning rows 0..num_items-1, sorted; -1 until the
+            # first set_catalogue
+            self.register_buffer(
+                "item_embedding_keys", torch.full((num_items,), -1, dtype=torch.long), persistent=True
+            )
+        if getattr(config, "causal_encoder", False) or num_items:
+            self.encoder.register_forward_pre_hook(self._encoder_inputs, with_kwargs=True)
 
-    def _causal_encoder_inputs(self, encoder: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
-        """Forward pre-hook of the encoder of a causal TIGER: replaces the padding mask by [`causal_encoder_mask`].
+    def _init_weights(self, module: nn.Module) -> None:
+        super()._init_weights(module)
+        if isinstance(module, TigerItemEmbeddings):
+            init.zeros_(module.weight)
+
+    def _encoder_inputs(self, encoder: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+        """Forward pre-hook of the encoder: the causal mask (`config.causal_encoder`) and the item-ID embeddings
+        (`config.num_item_embeddings`) added to the token embeddings of the input items."""
+        names = ("input_ids", "attention_mask")
+        kwargs = {**dict(zip(names, args)), **kwargs}
+        if getattr(self.config, "causal_encoder", False):
+            kwargs = self._causal_encoder_inputs(kwargs)
+        input_ids = kwargs.get("input_ids")
+        if getattr(self.config, "num_item_embeddings", 0) and input_ids is not None:
+            if kwargs.get("inputs_embeds") is not None:
+                raise ValueError("pass input_ids or inputs_embeds to the encoder, not both")
+            embeds = encoder.embed_tokens(input_ids)
+            vectors = self._item_vectors(input_ids)
+            kwargs["inputs_embeds"] = embeds if vectors is None else embeds + vectors.to(embeds.dtype)
+            kwargs["input_ids"] = None
+        return args[len(names) :], kwargs
+
+    def _item_keys(self, table: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Semantic IDs `(..., num_levels)` of token ids -> (one int64 key each, whether each is a valid semantic ID)."""
+        offsets = torch.tensor(self.config.level_offsets, device=table.device)
+        sizes = self.config.codebook_sizes
+        codes = table - offsets
+        valid = ((codes >= 0) & (codes < torch.tensor(sizes, device=table.device))).all(-1)
+        key = torch.zeros(table.shape[:-1], dtype=torch.long, device=table.device)
+        for level, size in enumerate(sizes):
+            key = key * int(size) + codes[..., level].clamp(min=0, max=int(size) - 1)
+        return key, valid
+
+    def _item_vectors(self, input_ids: torch.Tensor) -> torch.Tensor | None:
+        """`(batch, length, d_model)`: each input item's learned vector at all of its semantic-ID tokens, zero
+        elsewhere (`None` for inputs shorter than one item). An item is `num_levels` consecutive tokens of levels
+        0, 1, ... in order; the level ranges are disjoint, so no other window of tokens reads as one."""
+        levels = self.config.num_levels
+        if input_ids.shape[1] < levels:
+            return None
+        key, valid = self._item_keys(input_ids.unfold(1, levels, 1))  # (batch, length - levels + 1)
+        keys = self.item_embedding_keys
+        row = torch.searchsorted(keys, key).clamp(max=keys.shape[0] - 1)
+        rows = torch.where(valid & (keys[row] == key), row, keys.shape[0])
+        starts = self.item_embeddings(rows)
+        return sum(nn.functional.pad(starts, (0, 0, level, levels - 1 - level)) for level in range(levels))
+
+    def _set_item_embedding_keys(self, table: torch.Tensor) -> None:
+        """Give the item-ID embedding rows to the items of the model's first catalogue (`table`: token ids)."""
+        if not getattr(self.config, "num_item_embeddings", 0) or bool((self.item_embedding_keys >= 0).any()):
+            return
+        if table.shape[0] != self.config.num_item_embeddings:
+            raise ValueError(
+                f"the model has item-ID embeddings for {self.config.num_item_embeddings} items, but the first "
+                f"catalogue it is given holds {table.shape[0]}: build the config from the same tokenizer "
+                "(num_item_embeddings=tokenizer.catalogue_size)"
+            )
+        key, _ = self._item_keys(table.to(self.item_embedding_keys.device))
+        self.item_embedding_keys = torch.sort(key).values
+
+    def _causal_encoder_inputs(self, kwargs: dict) -> dict:
+        """The encoder's keyword arguments with the padding mask replaced by [`causal_encoder_mask`].
 
         In a user sequence (`</s>` after every item) each `</s>` is skipped when counting positions, so every
         pair of positions a query may attend to has the relative distance (hence T5's relative position bias) it
         has in the history's own encoder input; the difference to the bias of plain positions goes into the mask.
         """
-        names = ("input_ids", "attention_mask")
-        kwargs = {**dict(zip(names, args)), **kwargs}
         input_ids, embeds = kwargs.get("input_ids"), kwargs.get("inputs_embeds")
         reference = input_ids if input_ids is not None else embeds
         mask = kwargs.get("attention_mask")
         if reference is None or (mask is not None and mask.ndim == 4):  # no input (T5 raises) or already 4D
-            return args[len(names) :], kwargs
+            return kwargs
         length = reference.shape[1]
         eos = self.config.eos_token_id
         allowed = causal_encoder_mask(input_ids, mask, tuple(reference.shape[:2]), eos, reference.device)
@@ -209,7 +282,7 @@ class TigerForConditionalGeneration(T5ForConditionalGeneration):
                 own = attention.relative_attention_bias(bucket).permute(0, 3, 1, 2)  # [B, H, q, k]
                 bias = own - attention.compute_bias(length, length, device=reference.device)
         kwargs["attention_mask"] = self._attention_mask_4d(allowed, bias=bias)
-        return args[len(names) :], kwargs
+        return kwargs
 
     def forward(
         self,
@@ -363,6 +436,7 @@ class TigerForConditionalGeneration(T5ForConditionalGeneration):
         unique = torch.unique(table, dim=0)
         if unique.shape[0] != table.shape[0]:
             raise ValueError(f"catalogue holds {table.shape[0] - unique.shape[0]} duplicate semantic IDs")
+        self._set_item_embedding_keys(table)
         self.catalogue = table.contiguous()
         self.config.catalogue_size = int(table.shape[0])
         if tokenizer is not None:
