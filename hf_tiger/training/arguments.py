@@ -168,6 +168,14 @@ class TigerModelArguments:
             "each item. The paper's TIGER reads semantic IDs only (False)."
         },
     )
+    item_embedding_scale: float = field(
+        default=1.0,
+        metadata={"help": "Factor on the item-ID vectors (TigerConfig.item_embedding_scale): s = s x their learning rate."},
+    )
+    item_embedding_init_std: float = field(
+        default=0.0,
+        metadata={"help": "Item-ID vectors at initialisation: 0 = zero (the plain TIGER at first), 1 = T5's token scale."},
+    )
     embedding_init: str = field(
         default="random",
         metadata={

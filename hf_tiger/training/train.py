@@ -172,6 +172,8 @@ def build_tiger_model(tokenizer, model_args: TigerModelArguments, rqvae=None):
         sizes = model_args.model_sizes()
         if getattr(model_args, "item_embeddings", False):
             sizes["num_item_embeddings"] = tokenizer.catalogue_size
+            sizes["item_embedding_scale"] = model_args.item_embedding_scale
+            sizes["item_embedding_init_std"] = model_args.item_embedding_init_std
         config = TigerConfig.from_tokenizer(tokenizer, **sizes)
         model = TigerForConditionalGeneration(config)
         if model_args.embedding_init == "rqvae":

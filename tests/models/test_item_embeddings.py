@@ -112,3 +112,19 @@ def test_the_first_catalogue_must_match_and_vectors_need_packable_ids():
         TigerConfig(codebook_sizes=[8, 8], num_item_embeddings=-1)
     with pytest.raises(ValueError, match="pack into one int64 key"):
         TigerConfig(codebook_sizes=[2**31, 2**31], num_user_buckets=0, num_item_embeddings=3)
+
+
+def test_scale_multiplies_the_vectors_and_init_std_draws_them():
+    tok = make_tokenizer(6, 60, levels=2, codebook=8)
+    batch = tok.batch_encode_histories(random_histories(tok, 6, count=3), targets=tok.item_ids[:3])
+    scaled = _with_item_vectors(tok, seed=6, item_embedding_scale=3.0)
+    tripled = make_model(tok, seed=6, num_item_embeddings=tok.catalogue_size)
+    state = scaled.state_dict()
+    tripled.load_state_dict({**state, "item_embeddings.weight": state["item_embeddings.weight"] * 3})
+    with torch.no_grad():
+        assert torch.allclose(scaled(**batch).logits, tripled(**batch).logits, atol=1e-5)
+    drawn = make_model(tok, seed=6, num_item_embeddings=tok.catalogue_size, item_embedding_init_std=1.0)
+    weight = drawn.item_embeddings.weight.detach()
+    assert not weight[-1].any() and weight[:-1].std().item() == pytest.approx(1.0, abs=0.05)
+    with pytest.raises(ValueError, match="item_embedding_init_std must be >= 0"):
+        TigerConfig(codebook_sizes=[8, 8], item_embedding_init_std=-1.0)

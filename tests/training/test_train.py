@@ -270,8 +270,11 @@ def test_training_learns_item_id_embeddings(ml100k, tiny_tokenizer, tmp_path):
     )
     data_args = DataArguments(dataset="ml-100k", max_train_samples=32, max_eval_samples=8,
                               tokenized_cache_dir=str(tmp_path / "cache"))
-    model = build_tiger_model(tiny_tokenizer, TigerModelArguments(**TINY_MODEL, item_embeddings=True))
+    model = build_tiger_model(
+        tiny_tokenizer, TigerModelArguments(**TINY_MODEL, item_embeddings=True, item_embedding_scale=2.0)
+    )
     assert model.config.num_item_embeddings == tiny_tokenizer.catalogue_size
+    assert model.config.item_embedding_scale == 2.0 and model.config.item_embedding_init_std == 0.0
     assert bool((model.item_embedding_keys >= 0).all()) and not model.item_embeddings.weight.any()
     train_tiger(model, tiny_tokenizer, sequences, args, data_args, evaluate_test=False)
     learned = model.item_embeddings.weight.detach().abs().sum(-1) > 0

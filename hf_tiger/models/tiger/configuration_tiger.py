@@ -59,6 +59,14 @@ class TigerConfig(T5Config):
             instead of composing it from shared code embeddings. Which semantic IDs own a vector is fixed by the
             first catalogue the model is given (`set_catalogue`); items added later (cold start) get none and are
             read from their semantic ID alone. The decoder and the generated semantic IDs are unchanged.
+        item_embedding_scale (`float`, *optional*, defaults to 1.0):
+            Factor on the item-ID vectors where they are added. Adam moves a parameter about the learning rate per
+            step whatever its gradient's size, so vectors trained from zero stay far smaller than T5's token
+            embeddings (standard deviation 1 per dimension) unless scaled; a factor `s` is a learning rate `s` times
+            higher for these vectors.
+        item_embedding_init_std (`float`, *optional*, defaults to 0.0):
+            Standard deviation of the item-ID vectors at initialisation (0: zero, the model starts as the plain
+            TIGER; 1: the scale of T5's token embeddings, each item starting with a random identity of its own).
         kwargs: any [`T5Config`] argument (`d_model`, `num_layers`, `num_heads`, `d_ff`, `dropout_rate`, ...).
 
     Example:
@@ -94,6 +102,8 @@ class TigerConfig(T5Config):
     attention_dropout_rate: float | None = None
     causal_encoder: bool = False
     num_item_embeddings: int = 0
+    item_embedding_scale: float = 1.0
+    item_embedding_init_std: float = 0.0
 
     def __post_init__(self, **kwargs):
         if self.codebook_sizes is None:
@@ -154,6 +164,11 @@ class TigerConfig(T5Config):
         ):
             if int(getattr(self, name)) < minimum:
                 raise ValueError(f"{name} must be >= {minimum}, got {getattr(self, name)}")
+        if float(self.item_embedding_init_std) < 0 or not math.isfinite(float(self.item_embedding_scale)):
+            raise ValueError(
+                f"item_embedding_init_std must be >= 0 and item_embedding_scale finite, got "
+                f"{self.item_embedding_init_std} and {self.item_embedding_scale}"
+            )
         if self.num_item_embeddings and math.prod(self.codebook_sizes) >= 2**62:
             raise ValueError(
                 f"num_item_embeddings needs semantic IDs that pack into one int64 key; codebook_sizes "

@@ -181,7 +181,7 @@ class TigerForConditionalGeneration(T5ForConditionalGeneration):
         if num_items:
             # row num_items: no learned vector (padding, other tokens, items outside the first catalogue)
             self.item_embeddings = TigerItemEmbeddings(num_items + 1, config.d_model, padding_idx=num_items)
-            nn.init.zeros_(self.item_embeddings.weight)
+            self._init_item_embeddings(self.item_embeddings)
             # packed semantic IDs (see _item_keys) of the items owning rows 0..num_items-1, sorted; -1 until the
             # first set_catalogue
             self.register_buffer(
@@ -193,7 +193,16 @@ class TigerForConditionalGeneration(T5ForConditionalGeneration):
     def _init_weights(self, module: nn.Module) -> None:
         super()._init_weights(module)
         if isinstance(module, TigerItemEmbeddings):
+            self._init_item_embeddings(module)
+
+    def _init_item_embeddings(self, module: nn.Module) -> None:
+        std = float(getattr(self.config, "item_embedding_init_std", 0.0) or 0.0)
+        if std > 0:
+            init.normal_(module.weight, mean=0.0, std=std)
+        else:
             init.zeros_(module.weight)
+        with torch.no_grad():
+            module.weight[module.padding_idx].zero_()
 
     def _encoder_inputs(self, encoder: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
         """Forward pre-hook of the encoder: the causal mask (`config.causal_encoder`) and the item-ID embeddings
@@ -235,6 +244,8 @@ class TigerForConditionalGeneration(T5ForConditionalGeneration):
         row = torch.searchsorted(keys, key).clamp(max=keys.shape[0] - 1)
         rows = torch.where(valid & (keys[row] == key), row, keys.shape[0])
         starts = self.item_embeddings(rows)
+        scale = float(getattr(self.config, "item_embedding_scale", 1.0))
+        starts = starts if scale == 1.0 else starts * scale
         return sum(nn.functional.pad(starts, (0, 0, level, levels - 1 - level)) for level in range(levels))
 
     def _set_item_embedding_keys(self, table: torch.Tensor) -> None:
