@@ -77,3 +77,19 @@ def test_shipped_training_configs_parse(name, tmp_path):
     assert data.dataset and training.output_dir == str(tmp_path)
     if data.user_sequences:
         assert model.causal_encoder, "user_sequences needs causal_encoder"
+
+
+
+def test_shipped_learning_curve_recipes_parse(tmp_path):
+    """Every recipe of the shipped Beauty learning curves, applied to the CPU config, parses to what it says."""
+    from hf_tiger.training import load_config_file
+
+    configs = REPO_ROOT / "scripts" / "configs"
+    for name, overrides in load_config_file(str(configs / "curves_beauty.yaml")).items():
+        assert {"causal_encoder", "user_sequences", "item_embeddings"} <= set(overrides), name  # means the same
+        given = {key: value for key, value in overrides.items() if value is not None}
+        flags = [item for key, value in given.items() for item in (f"--{key}", str(value))]
+        parsed = parse_args_with_config(args=[str(configs / "tiger_beauty_cpu.yaml"), "--output_dir", str(tmp_path), *flags])
+        for key, value in given.items():
+            found = [getattr(group, key) for group in parsed if hasattr(group, key)]
+            assert found and found[0] == value, (name, key, found)
