@@ -98,6 +98,13 @@ RECIPES: dict[str, dict[str, Any]] = {
         "per_device_train_batch_size": 8,
         "max_train_prefixes_per_user": None,
     },
+    # no_attention_dropout plus a learned vector per item on its semantic-ID tokens, x10 (the Beauty CPU recipe's)
+    "item_embeddings_x10": {
+        **_SMALL_BATCH,
+        "attention_dropout_rate": 0.0,
+        "item_embeddings": True,
+        "item_embedding_scale": 10.0,
+    },
     "no_dropout": {**_SMALL_BATCH, "dropout_rate": 0.0},
     "high_lr": {**_SMALL_BATCH, "learning_rate": 3e-3},
     # the adopted demo recipe (no_attention_dropout) in bf16 mixed precision: must learn as fp32 does
