@@ -237,14 +237,20 @@ def test_training_with_last_item_rows_adds_them_to_the_training_rows(ml100k, tin
     assert added["input_ids"] == expected
 
 
-def test_training_on_user_sequences_takes_every_row_once(ml100k, tiny_tokenizer, tmp_path):
-    sequences, _ = ml100k
+def _three_step_run(tmp_path, batch_size, max_train_samples, **data_kwargs):
+    """Arguments of a 3-step training run on an ML-100K subset, without evaluation or checkpoints."""
     args = TigerTrainingArguments(
-        output_dir=str(tmp_path / "run"), max_steps=3, per_device_train_batch_size=2, eval_strategy="no",
+        output_dir=str(tmp_path / "run"), max_steps=3, per_device_train_batch_size=batch_size, eval_strategy="no",
         save_strategy="no", use_cpu=True, report_to="none", disable_tqdm=True, learning_rate=0.01,
     )
-    data_args = DataArguments(dataset="ml-100k", max_train_samples=64, max_eval_samples=8,
-                              tokenized_cache_dir=str(tmp_path / "cache"), user_sequences=True)
+    data_args = DataArguments(dataset="ml-100k", max_train_samples=max_train_samples, max_eval_samples=8,
+                              tokenized_cache_dir=str(tmp_path / "cache"), **data_kwargs)
+    return args, data_args
+
+
+def test_training_on_user_sequences_takes_every_row_once(ml100k, tiny_tokenizer, tmp_path):
+    sequences, _ = ml100k
+    args, data_args = _three_step_run(tmp_path, batch_size=2, max_train_samples=64, user_sequences=True)
     torch.manual_seed(0)
     bidirectional = build_tiger_model(tiny_tokenizer, TigerModelArguments(**TINY_MODEL))
     with pytest.raises(ValueError, match="causal_encoder=True"):
@@ -264,12 +270,7 @@ def test_training_on_user_sequences_takes_every_row_once(ml100k, tiny_tokenizer,
 
 def test_training_learns_item_id_embeddings(ml100k, tiny_tokenizer, tmp_path):
     sequences, _ = ml100k
-    args = TigerTrainingArguments(
-        output_dir=str(tmp_path / "run"), max_steps=3, per_device_train_batch_size=4, eval_strategy="no",
-        save_strategy="no", use_cpu=True, report_to="none", disable_tqdm=True, learning_rate=0.01,
-    )
-    data_args = DataArguments(dataset="ml-100k", max_train_samples=32, max_eval_samples=8,
-                              tokenized_cache_dir=str(tmp_path / "cache"))
+    args, data_args = _three_step_run(tmp_path, batch_size=4, max_train_samples=32)
     model = build_tiger_model(
         tiny_tokenizer, TigerModelArguments(**TINY_MODEL, item_embeddings=True, item_embedding_scale=2.0)
     )

@@ -223,10 +223,9 @@ class TigerForConditionalGeneration(T5ForConditionalGeneration):
 
     def _item_keys(self, table: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Semantic IDs `(..., num_levels)` of token ids -> (one int64 key each, whether each is a valid semantic ID)."""
-        offsets = torch.tensor(self.config.level_offsets, device=table.device)
         sizes = self.config.codebook_sizes
-        codes = table - offsets
-        valid = ((codes >= 0) & (codes < torch.tensor(sizes, device=table.device))).all(-1)
+        codes = table - torch.tensor(self.config.level_offsets, device=table.device)
+        valid = self._in_level_ranges(table).all(-1)
         key = torch.zeros(table.shape[:-1], dtype=torch.long, device=table.device)
         for level, size in enumerate(sizes):
             key = key * int(size) + codes[..., level].clamp(min=0, max=int(size) - 1)
