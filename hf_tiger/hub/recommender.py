@@ -69,7 +69,12 @@ def _model_size(config: Any) -> str:
         f"{config.num_heads} heads, d_ff {config.d_ff}"
     )
     items = int(getattr(config, "num_item_embeddings", 0) or 0)
-    return f"{size}, learned item-ID embeddings for {items:,} items" if items else size
+    prefixes = int(getattr(config, "num_prefix_embeddings", 0) or 0)
+    if items:
+        size += f", learned item-ID embeddings for {items:,} items"
+    if prefixes:
+        size += f", learned output vectors for {prefixes:,} semantic-ID prefixes"
+    return size
 
 
 class TigerRecommender:

@@ -176,6 +176,18 @@ class TigerModelArguments:
         default=0.0,
         metadata={"help": "Item-ID vectors at initialisation: 0 = zero (the plain TIGER at first), 1 = T5's token scale."},
     )
+    prefix_embeddings: bool = field(
+        default=False,
+        metadata={
+            "help": "A learned output vector per semantic-ID prefix of the catalogue (every item included), zero at "
+            "first: the logit of a token gains h . v[prefix + token] (TigerConfig.num_prefix_embeddings), so the "
+            "decoder scores a next item by a vector of its own, as SASRec does. The paper's TIGER: False."
+        },
+    )
+    prefix_embedding_scale: float = field(
+        default=1.0,
+        metadata={"help": "Factor on the prefix output vectors (TigerConfig.prefix_embedding_scale)."},
+    )
     embedding_init: str = field(
         default="random",
         metadata={

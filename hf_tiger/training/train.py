@@ -146,10 +146,29 @@ def last_item_rows(split: datasets.Dataset) -> datasets.Dataset:
     return longer.map(lambda history: {"history": history[-1:]}, input_columns="history", desc="Last-item rows")
 
 
+def _item_vector_sizes(tokenizer, model_args: TigerModelArguments) -> dict[str, Any]:
+    return {
+        "num_item_embeddings": tokenizer.catalogue_size,
+        "item_embedding_scale": model_args.item_embedding_scale,
+        "item_embedding_init_std": model_args.item_embedding_init_std,
+    }
+
+
+def _prefix_vector_sizes(tokenizer, model_args: TigerModelArguments) -> dict[str, Any]:
+    from hf_tiger import TigerConfig
+    from hf_tiger.models.tiger.modeling_tiger import semantic_id_prefix_keys
+
+    layout = TigerConfig.from_tokenizer(tokenizer)
+    prefixes = semantic_id_prefix_keys(tokenizer.catalogue_token_ids(), layout.level_offsets, layout.codebook_sizes)
+    return {"num_prefix_embeddings": int(prefixes.shape[0]), "prefix_embedding_scale": model_args.prefix_embedding_scale}
+
+
 def build_tiger_model(tokenizer, model_args: TigerModelArguments, rqvae=None):
     """A fresh TIGER sized by `model_args` (or the saved one at `model_name_or_path`) holding the tokenizer's catalogue.
 
-    A warm start keeps the saved architecture; only `dropout_rate`, when given, replaces the saved value. With
+    A warm start keeps the saved architecture; only `dropout_rate`, when given, replaces the saved value, and
+    `item_embeddings` / `prefix_embeddings` add those vectors (zero, so the model starts as it was saved) to a model
+    saved without them. With
     `model_args.embedding_init == "rqvae"` a new model's semantic-ID embeddings start from `rqvae`'s codebooks
     (see [`TigerForConditionalGeneration.init_semantic_id_embeddings_`]).
 
@@ -163,6 +182,11 @@ def build_tiger_model(tokenizer, model_args: TigerModelArguments, rqvae=None):
 
     if model_args.model_name_or_path:
         overrides = {} if model_args.dropout_rate is None else {"dropout_rate": model_args.dropout_rate}
+        saved = TigerConfig.from_pretrained(model_args.model_name_or_path)
+        if getattr(model_args, "item_embeddings", False) and not saved.num_item_embeddings:
+            overrides.update(_item_vector_sizes(tokenizer, model_args))  # added to the trained model, zero at first
+        if getattr(model_args, "prefix_embeddings", False) and not saved.num_prefix_embeddings:
+            overrides.update(_prefix_vector_sizes(tokenizer, model_args))
         model = TigerForConditionalGeneration.from_pretrained(model_args.model_name_or_path, **overrides)
         if model_args.attention_dropout_rate is not None:
             model.set_attention_dropout(model_args.attention_dropout_rate)
@@ -171,9 +195,9 @@ def build_tiger_model(tokenizer, model_args: TigerModelArguments, rqvae=None):
     else:
         sizes = model_args.model_sizes()
         if getattr(model_args, "item_embeddings", False):
-            sizes["num_item_embeddings"] = tokenizer.catalogue_size
-            sizes["item_embedding_scale"] = model_args.item_embedding_scale
-            sizes["item_embedding_init_std"] = model_args.item_embedding_init_std
+            sizes.update(_item_vector_sizes(tokenizer, model_args))
+        if getattr(model_args, "prefix_embeddings", False):
+            sizes.update(_prefix_vector_sizes(tokenizer, model_args))
         config = TigerConfig.from_tokenizer(tokenizer, **sizes)
         model = TigerForConditionalGeneration(config)
         if model_args.embedding_init == "rqvae":

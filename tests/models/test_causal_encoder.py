@@ -51,8 +51,8 @@ def test_prefix_encoding_does_not_see_later_items(attention):
 
 @pytest.mark.parametrize("attention", ATTENTION)
 @pytest.mark.parametrize("with_users", [False, True])
-@pytest.mark.parametrize("item_vectors", [False, True])
-def test_one_pass_over_user_sequences_equals_the_rows(attention, with_users, item_vectors):
+@pytest.mark.parametrize("vectors", [None, "items", "prefixes"])
+def test_one_pass_over_user_sequences_equals_the_rows(attention, with_users, vectors):
     tok = make_tokenizer(5, 80, levels=3, codebook=8)
     generator = torch.Generator().manual_seed(5)
     sequences = [
@@ -67,11 +67,17 @@ def test_one_pass_over_user_sequences_equals_the_rows(attention, with_users, ite
     assert torch.equal(packed[0], rows["labels"][:5])
     assert torch.equal(packed[1, :1], rows["labels"][5:6]) and (packed[1, 1:] == -100).all()
     assert torch.equal(packed[2, :3], rows["labels"][6:9]) and (packed[2, 3:] == -100).all()
-    extra = {"num_item_embeddings": tok.catalogue_size} if item_vectors else {}
+    extra = {}
+    if vectors == "items":  # learned item-ID vectors (TigerConfig.num_item_embeddings) depend on the item alone
+        extra = {"num_item_embeddings": tok.catalogue_size}
+    elif vectors == "prefixes":  # output vectors of semantic-ID prefixes: each packed target restarts its prefix
+        table = tok.catalogue_token_ids().tolist()
+        extra = {"num_prefix_embeddings": len({tuple(row[:d]) for row in table for d in range(1, levels + 1)})}
     model = make_model(tok, seed=5, causal_encoder=True, **extra)
-    if item_vectors:  # learned item-ID vectors (TigerConfig.num_item_embeddings) depend on the item alone
+    if vectors:
+        weight = model.item_embeddings.weight if vectors == "items" else model.prefix_embeddings.weight
         with torch.no_grad():
-            model.item_embeddings.weight[:-1].normal_(generator=torch.Generator().manual_seed(5))
+            weight[:-1].normal_(generator=torch.Generator().manual_seed(5))
     model.config._attn_implementation = attention
     model.train()
     grads = []

@@ -281,3 +281,41 @@ def test_training_learns_item_id_embeddings(ml100k, tiny_tokenizer, tmp_path):
     learned = model.item_embeddings.weight.detach().abs().sum(-1) > 0
     assert 0 < int(learned.sum()) < tiny_tokenizer.catalogue_size  # the items of the batches' histories only
     assert not learned[-1]  # the row of tokens that are no catalogue item stays zero
+
+
+def test_training_learns_prefix_output_vectors(ml100k, tiny_tokenizer, tmp_path):
+    sequences, _ = ml100k
+    args, data_args = _three_step_run(tmp_path, batch_size=4, max_train_samples=32, user_sequences=True)
+    model = build_tiger_model(
+        tiny_tokenizer,
+        TigerModelArguments(**TINY_MODEL, causal_encoder=True, prefix_embeddings=True, prefix_embedding_scale=2.0),
+    )
+    table = tiny_tokenizer.catalogue_token_ids().tolist()
+    prefixes = {tuple(row[:depth]) for row in table for depth in range(1, tiny_tokenizer.num_levels + 1)}
+    assert model.config.num_prefix_embeddings == len(prefixes) and model.config.prefix_embedding_scale == 2.0
+    assert bool((model.prefix_embedding_keys >= 0).all()) and not model.prefix_embeddings.weight.any()
+    results = train_tiger(model, tiny_tokenizer, sequences, args, data_args, evaluate_test=False)
+    assert math.isfinite(results["train"]["train_loss"])
+    learned = model.prefix_embeddings.weight.detach().abs().sum(-1) > 0
+    # every first code is a candidate of every target; deeper prefixes only under the targets' prefixes
+    assert len(table) > int(learned.sum()) > len({row[0] for row in table}) and not learned[-1]
+
+
+def test_a_warm_start_adds_item_and_prefix_vectors(tiny_tokenizer, tmp_path):
+    """--model_name_or_path of a model saved without vectors + --item_embeddings / --prefix_embeddings: the vectors
+    are added at zero, so the model starts as it was saved."""
+    torch.manual_seed(0)
+    saved = build_tiger_model(tiny_tokenizer, TigerModelArguments(**TINY_MODEL)).eval()
+    saved.save_pretrained(tmp_path / "saved")
+    grown = build_tiger_model(
+        tiny_tokenizer,
+        TigerModelArguments(model_name_or_path=str(tmp_path / "saved"), item_embeddings=True, item_embedding_scale=3.0,
+                            prefix_embeddings=True, prefix_embedding_scale=2.0),
+    ).eval()
+    assert grown.config.num_item_embeddings == tiny_tokenizer.catalogue_size and grown.config.item_embedding_scale == 3.0
+    assert grown.config.num_prefix_embeddings > tiny_tokenizer.catalogue_size and grown.config.prefix_embedding_scale == 2.0
+    assert bool((grown.item_embedding_keys >= 0).all()) and bool((grown.prefix_embedding_keys >= 0).all())
+    histories = [tiny_tokenizer.item_ids[:3], tiny_tokenizer.item_ids[5:6]]
+    batch = tiny_tokenizer.batch_encode_histories(histories, targets=tiny_tokenizer.item_ids[7:9])
+    with torch.no_grad():
+        assert torch.equal(grown(**batch).logits, saved(**batch).logits)

@@ -67,6 +67,16 @@ class TigerConfig(T5Config):
         item_embedding_init_std (`float`, *optional*, defaults to 0.0):
             Standard deviation of the item-ID vectors at initialisation (0: zero, the model starts as the plain
             TIGER; 1: the scale of T5's token embeddings, each item starting with a random identity of its own).
+        num_prefix_embeddings (`int`, *optional*, defaults to 0):
+            Semantic-ID prefixes (trie nodes: every distinct first 1, 2, ..., `num_levels` tokens of a catalogue
+            item) with a learned *output* vector (0: none, the paper's TIGER). The logit of token `t` after the
+            generated prefix `p` gains `h . v[p + t]` (`h`: the decoder output that `lm_head` reads), so the model
+            scores a next item by a free vector of the item (and of each of its prefixes), as SASRec does, on top of
+            the shared code embeddings. Zero at initialisation (the model starts as the plain TIGER). Which
+            prefixes own a vector is fixed by the first catalogue the model is given (`set_catalogue`); prefixes
+            that appear later (cold start) get none.
+        prefix_embedding_scale (`float`, *optional*, defaults to 1.0):
+            Factor on the prefix output vectors (see `item_embedding_scale`).
         kwargs: any [`T5Config`] argument (`d_model`, `num_layers`, `num_heads`, `d_ff`, `dropout_rate`, ...).
 
     Example:
@@ -104,6 +114,8 @@ class TigerConfig(T5Config):
     num_item_embeddings: int = 0
     item_embedding_scale: float = 1.0
     item_embedding_init_std: float = 0.0
+    num_prefix_embeddings: int = 0
+    prefix_embedding_scale: float = 1.0
 
     def __post_init__(self, **kwargs):
         if self.codebook_sizes is None:
@@ -161,6 +173,7 @@ class TigerConfig(T5Config):
             ("max_history", 1),
             ("default_num_beams", 1),
             ("num_item_embeddings", 0),
+            ("num_prefix_embeddings", 0),
         ):
             if int(getattr(self, name)) < minimum:
                 raise ValueError(f"{name} must be >= {minimum}, got {getattr(self, name)}")
@@ -173,6 +186,13 @@ class TigerConfig(T5Config):
             raise ValueError(
                 f"num_item_embeddings needs semantic IDs that pack into one int64 key; codebook_sizes "
                 f"{self.codebook_sizes} span {math.prod(self.codebook_sizes)} IDs"
+            )
+        if not math.isfinite(float(self.prefix_embedding_scale)):
+            raise ValueError(f"prefix_embedding_scale must be finite, got {self.prefix_embedding_scale}")
+        if self.num_prefix_embeddings and math.prod(s + 1 for s in self.codebook_sizes) >= 2**62:
+            raise ValueError(
+                f"num_prefix_embeddings needs semantic-ID prefixes that pack into one int64 key; codebook_sizes "
+                f"{self.codebook_sizes} are too large"
             )
 
     @classmethod

@@ -491,6 +491,8 @@ class _T5BeamDecoder:
         # the vocabulary projection runs in fp32 (see `logits`); cast once per search, not per step (a no-op for
         # fp32 weights)
         self.output_weight = model.get_output_embeddings().weight.float()
+        # TIGER's prefix output vectors (TigerConfig.num_prefix_embeddings): logits that depend on the beam's prefix
+        self.prefix_logits = model.prefix_logits if getattr(config, "num_prefix_embeddings", 0) else None
         # one matmul for q, k and v when they are plain linear layers (else, e.g. adapters or quantised layers,
         # their own forward is called)
         self.qkv_weights = []
@@ -524,10 +526,12 @@ class _T5BeamDecoder:
         self.self_cache: list[list[torch.Tensor]] = [[] for _ in self.blocks]
         self.length = 0
 
-    def step(self, tokens: torch.Tensor) -> torch.Tensor:
+    def step(self, tokens: torch.Tensor, decoder_ids: torch.Tensor | None = None) -> torch.Tensor:
         """
         Args:
             tokens (`torch.LongTensor` of shape `(B, K)`): the newest token of each beam.
+            decoder_ids (`torch.LongTensor` of shape `(B, K, t)`, *optional*): every decoder token of each beam so
+                far (start token first, `tokens` last); needed by models with prefix output vectors.
 
         Returns:
             `torch.FloatTensor` of shape `(B, K, V)`: next-token logits, float32.
@@ -597,6 +601,11 @@ class _T5BeamDecoder:
         # near-tied items; this matmul is a small share of a decoding step
         with torch.autocast(hidden.device.type, enabled=False):
             logits = nn.functional.linear(hidden.float(), self.output_weight)
+            if self.prefix_logits is not None:
+                if decoder_ids is None:
+                    raise ValueError("a model with prefix output vectors needs decoder_ids at every step")
+                extra = self.prefix_logits(hidden.float()[:, None], decoder_ids.reshape(rows, -1), logits.shape[-1])
+                logits = logits + extra[:, 0]
         return logits.view(batch_size, num_beams, -1)
 
     def reorder(self, parents: torch.Tensor) -> None:
@@ -713,7 +722,11 @@ def tiger_beam_search(
     beam_scores = torch.zeros((batch_size, 1), dtype=torch.float32, device=device)
     generated = torch.empty((batch_size, 1, 0), dtype=torch.long, device=device)
     for step in range(num_steps):
-        logits = decoder.step(tokens)  # [B, K, V], float32
+        decoder_ids = None
+        if decoder.prefix_logits is not None:
+            start = generated.new_full((*generated.shape[:2], 1), decoder_start_token_id)
+            decoder_ids = torch.cat((start, generated), dim=-1)
+        logits = decoder.step(tokens, decoder_ids)  # [B, K, V], float32
         # log_softmax over the whole vocabulary, evaluated only on the columns this step can choose from
         log_normalizer = torch.logsumexp(logits, dim=-1, keepdim=True)
         if step < index.num_levels:

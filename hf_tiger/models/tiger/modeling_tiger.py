@@ -128,6 +128,32 @@ class TigerItemEmbeddings(nn.Embedding):
     """The learned item-ID vectors of `TigerConfig.num_item_embeddings` (zero at initialisation)."""
 
 
+class TigerPrefixEmbeddings(nn.Embedding):
+    """Output vectors of semantic-ID prefixes (`TigerConfig.num_prefix_embeddings`); the last row is padding."""
+
+
+def semantic_id_prefix_keys(
+    table: torch.Tensor, level_offsets: Sequence[int], codebook_sizes: Sequence[int]
+) -> torch.Tensor:
+    """Sorted distinct int64 keys of every prefix (first 1, ..., num_levels tokens) of the semantic IDs in `table`.
+
+    A prefix of `d` tokens is packed in mixed radix `codebook_size + 1` per level: digit `code + 1` for its levels,
+    0 for the levels it does not reach, so prefixes of different lengths never share a key.
+
+    Args:
+        table (`torch.LongTensor` of shape `(num_items, num_levels)`): token ids (e.g. `tok.catalogue_token_ids()`).
+        level_offsets, codebook_sizes (`Sequence[int]`): the vocabulary layout (`TigerConfig`).
+    """
+    low = torch.tensor(list(level_offsets), device=table.device)
+    digits = (table - low + 1) * _prefix_strides(codebook_sizes, table.device)
+    return torch.unique(digits.cumsum(-1).reshape(-1))
+
+
+def _prefix_strides(codebook_sizes: Sequence[int], device: torch.device) -> torch.Tensor:
+    sizes = [int(size) + 1 for size in codebook_sizes]
+    return torch.tensor([math.prod(sizes[level + 1 :]) for level in range(len(sizes))], device=device)
+
+
 class TigerForConditionalGeneration(T5ForConditionalGeneration):
     r"""
     TIGER (Rajput et al., 2023): a T5 encoder-decoder that reads a user's history as semantic-ID tokens and
@@ -189,11 +215,30 @@ class TigerForConditionalGeneration(T5ForConditionalGeneration):
             )
         if getattr(config, "causal_encoder", False) or num_items:
             self.encoder.register_forward_pre_hook(self._encoder_inputs, with_kwargs=True)
+        num_prefixes = int(getattr(config, "num_prefix_embeddings", 0) or 0)
+        self._decoder_prefix_ids: torch.Tensor | None = None  # set by forward() for the lm_head hook
+        if num_prefixes:
+            # row num_prefixes: padding (no such prefix, prefixes outside the first catalogue)
+            self.prefix_embeddings = TigerPrefixEmbeddings(num_prefixes + 1, config.d_model, padding_idx=num_prefixes)
+            init.zeros_(self.prefix_embeddings.weight)
+            # keys (semantic_id_prefix_keys) of the prefixes owning rows 0..num_prefixes-1; -1 until the first
+            # set_catalogue
+            self.register_buffer(
+                "prefix_embedding_keys", torch.full((num_prefixes,), -1, dtype=torch.long), persistent=True
+            )
+            self.lm_head.register_forward_hook(self._add_prefix_logits)
 
     def _init_weights(self, module: nn.Module) -> None:
         super()._init_weights(module)
         if isinstance(module, TigerItemEmbeddings):
             self._init_item_embeddings(module)
+        elif isinstance(module, TigerPrefixEmbeddings):
+            init.zeros_(module.weight)
+        elif module is self:
+            # keys that were not loaded (a checkpoint saved without the vectors): unset until the next set_catalogue
+            for name in ("item_embedding_keys", "prefix_embedding_keys"):
+                if hasattr(self, name):
+                    init.constant_(getattr(self, name), -1)
 
     def _init_item_embeddings(self, module: nn.Module) -> None:
         std = float(getattr(self.config, "item_embedding_init_std", 0.0) or 0.0)
@@ -259,6 +304,92 @@ class TigerForConditionalGeneration(T5ForConditionalGeneration):
             )
         key, _ = self._item_keys(table.to(self.item_embedding_keys.device))
         self.item_embedding_keys = torch.sort(key).values
+
+    def _set_prefix_embedding_keys(self, table: torch.Tensor) -> None:
+        """Give the prefix output vectors to the semantic-ID prefixes of the model's first catalogue (`table`)."""
+        if not getattr(self.config, "num_prefix_embeddings", 0) or bool((self.prefix_embedding_keys >= 0).any()):
+            return
+        keys = semantic_id_prefix_keys(
+            table.to(self.prefix_embedding_keys.device), self.config.level_offsets, self.config.codebook_sizes
+        )
+        if keys.shape[0] != self.config.num_prefix_embeddings:
+            raise ValueError(
+                f"the model has output vectors for {self.config.num_prefix_embeddings} semantic-ID prefixes, but the "
+                f"first catalogue it is given has {keys.shape[0]}: build the config from the same catalogue "
+                "(num_prefix_embeddings=len(semantic_id_prefix_keys(tokenizer.catalogue_token_ids(), ...)))"
+            )
+        self.prefix_embedding_keys = keys
+
+    def _decoder_prefix_keys(self, decoder_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """`(batch, length)` decoder token ids -> the key (`semantic_id_prefix_keys`) and the length of the
+        semantic-ID prefix each position ends: its semantic-ID tokens since the last other token (the decoder start
+        token; a packed user-sequence row starts every target with one)."""
+        low = torch.tensor(self.config.level_offsets, device=decoder_ids.device)
+        size = torch.tensor(self.config.codebook_sizes, device=decoder_ids.device)
+        stride = _prefix_strides(self.config.codebook_sizes, decoder_ids.device)
+        in_level = (decoder_ids[..., None] >= low) & (decoder_ids[..., None] < low + size)
+        semantic = in_level.any(-1)
+        level = in_level.to(torch.uint8).argmax(-1)
+        digit = torch.where(semantic, (decoder_ids - low[level] + 1) * stride[level], 0)
+        key, depth = digit.cumsum(-1), semantic.long().cumsum(-1)
+        positions = torch.arange(decoder_ids.shape[-1], device=decoder_ids.device).expand_as(decoder_ids)
+        reset = torch.where(semantic, -1, positions).cummax(-1).values  # last start token at or before
+        at, started = reset.clamp(min=0), reset >= 0
+        key = key - torch.where(started, key.gather(-1, at), 0)
+        depth = depth - torch.where(started, depth.gather(-1, at), 0)
+        return key, depth
+
+    def prefix_logits(self, hidden: torch.Tensor, decoder_ids: torch.Tensor, vocab_size: int) -> torch.Tensor:
+        """The prefix output vectors' share of the next-token logits (`config.num_prefix_embeddings`).
+
+        Args:
+            hidden (`torch.Tensor` of shape `(batch, steps, d_model)`): what `lm_head` reads at the last `steps`
+                decoder positions.
+            decoder_ids (`torch.LongTensor` of shape `(batch, length)`, `length >= steps`): every decoder token id
+                so far (start token included).
+            vocab_size (`int`): width of the logits.
+
+        Returns:
+            `torch.Tensor` of shape `(batch, steps, vocab_size)`: `scale * h . v[p + t]` at each token `t` that
+            extends the position's prefix `p` to a prefix owning a vector, 0 elsewhere.
+        """
+        steps = hidden.shape[-2]
+        key, depth = (x[..., -steps:] for x in self._decoder_prefix_keys(decoder_ids))
+        device = hidden.device
+        size = torch.tensor(self.config.codebook_sizes, device=device)
+        low = torch.tensor(self.config.level_offsets, device=device)
+        stride = _prefix_strides(self.config.codebook_sizes, device)
+        level = depth.clamp(max=self.config.num_levels - 1)
+        relative = torch.arange(int(size.max()), device=device)
+        candidate = key[..., None] + (relative + 1) * stride[level][..., None]
+        valid = (depth < self.config.num_levels)[..., None] & (relative < size[level][..., None])
+        keys = self.prefix_embedding_keys
+        row = torch.searchsorted(keys, candidate).clamp(max=keys.shape[0] - 1)
+        rows = torch.where(valid & (keys[row] == candidate), row, keys.shape[0])
+        vectors = self.prefix_embeddings(rows).to(hidden.dtype)  # (batch, steps, width, d_model)
+        scores = torch.matmul(vectors, hidden[..., None]).squeeze(-1)
+        scale = float(getattr(self.config, "prefix_embedding_scale", 1.0))
+        if scale != 1.0:
+            scores = scores * scale
+        columns = torch.where(valid, low[level][..., None] + relative, vocab_size)
+        logits = scores.new_zeros((*scores.shape[:-1], vocab_size + 1))
+        return logits.scatter_add(-1, columns, scores)[..., :vocab_size]
+
+    def _add_prefix_logits(self, module: nn.Module, args: tuple, output: torch.Tensor) -> torch.Tensor:
+        """Forward hook of `lm_head`: adds `prefix_logits` for the decoder ids `forward` was given."""
+        if self._decoder_prefix_ids is None:
+            raise ValueError(
+                "a model with prefix output vectors (config.num_prefix_embeddings) needs the decoder token ids to "
+                "score the next token: call the model itself (forward / generate), not lm_head alone"
+            )
+        extra = self.prefix_logits(args[0], self._decoder_prefix_ids.to(output.device), output.shape[-1])
+        return output + extra.to(output.dtype)
+
+    def prepare_inputs_for_generation(self, input_ids, *args, **kwargs):
+        inputs = super().prepare_inputs_for_generation(input_ids, *args, **kwargs)
+        if getattr(self.config, "num_prefix_embeddings", 0):
+            inputs["decoder_prefix_ids"] = input_ids  # every token so far: the cache hides the prefix otherwise
+        return inputs
 
     def _causal_encoder_inputs(self, kwargs: dict) -> dict:
         """The encoder's keyword arguments with the padding mask replaced by [`causal_encoder_mask`].
@@ -327,7 +458,45 @@ class TigerForConditionalGeneration(T5ForConditionalGeneration):
                 `cross_attention_mask`, else T5's `(batch, decoder_length)`): which decoder positions each one sees.
             cross_attention_mask (`torch.BoolTensor` of shape `(batch, decoder_length, sequence_length)`,
                 *optional*): the encoder positions each decoder position may attend to.
+            decoder_prefix_ids (`torch.LongTensor` of shape `(batch, length)`, *optional*): every decoder token id so
+                far, when `decoder_input_ids` holds only the newest ones (decoding with a cache); used by the prefix
+                output vectors (`config.num_prefix_embeddings`), which score a token by the prefix it extends.
+                `generate` passes it.
         """
+        prefix_ids = kwargs.pop("decoder_prefix_ids", None)
+        if not getattr(self.config, "num_prefix_embeddings", 0):
+            return self._forward(
+                input_ids, attention_mask, decoder_input_ids, decoder_attention_mask, encoder_outputs, cache,
+                inputs_embeds, decoder_inputs_embeds, labels, use_cache, cross_attention_mask, **kwargs,
+            )
+        if prefix_ids is None:
+            past = cache if cache is not None else kwargs.get("past_key_values")
+            if past is not None and hasattr(past, "get_seq_length") and past.get_seq_length() > 0:
+                raise ValueError(
+                    "with a decoder cache, a model with prefix output vectors needs decoder_prefix_ids (every "
+                    "decoder token so far): the new tokens alone do not say which semantic-ID prefix they extend"
+                )
+            prefix_ids = decoder_input_ids
+            if prefix_ids is None and labels is not None and decoder_inputs_embeds is None:
+                prefix_ids = self._shift_right(labels)
+            if prefix_ids is None:
+                raise ValueError(
+                    "a model with prefix output vectors needs the decoder token ids: pass decoder_input_ids or "
+                    "labels (not decoder_inputs_embeds alone)"
+                )
+        self._decoder_prefix_ids = prefix_ids
+        try:
+            return self._forward(
+                input_ids, attention_mask, decoder_input_ids, decoder_attention_mask, encoder_outputs, cache,
+                inputs_embeds, decoder_inputs_embeds, labels, use_cache, cross_attention_mask, **kwargs,
+            )
+        finally:
+            self._decoder_prefix_ids = None
+
+    def _forward(
+        self, input_ids, attention_mask, decoder_input_ids, decoder_attention_mask, encoder_outputs, cache,
+        inputs_embeds, decoder_inputs_embeds, labels, use_cache, cross_attention_mask, **kwargs,
+    ):
         if cross_attention_mask is None:
             return super().forward(
                 input_ids=input_ids,
@@ -447,6 +616,7 @@ class TigerForConditionalGeneration(T5ForConditionalGeneration):
         if unique.shape[0] != table.shape[0]:
             raise ValueError(f"catalogue holds {table.shape[0] - unique.shape[0]} duplicate semantic IDs")
         self._set_item_embedding_keys(table)
+        self._set_prefix_embedding_keys(table)
         self.catalogue = table.contiguous()
         self.config.catalogue_size = int(table.shape[0])
         if tokenizer is not None:
