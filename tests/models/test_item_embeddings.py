@@ -80,17 +80,23 @@ def test_only_the_input_items_get_gradients():
     assert touched == set(_row_of(model, tok)[5:8].tolist())  # not the target's, not the padding row
 
 
-def test_saves_loads_recommends_and_keeps_its_items_after_a_cold_start(tmp_path):
-    tok = make_tokenizer(4, 90, levels=2, codebook=16)
-    model = _with_item_vectors(tok, seed=4).eval()
+def recommend_and_reload(model, tok, path):
+    """Top-5 of a model with learned vectors: both beam searches agree, the vectors change them; then save and load.
+    Returns `(histories, recommendations, loaded model)`."""
     histories = random_histories(tok, 4, count=5)
     recs = model.recommend(histories, tokenizer=tok, top_k=5, num_beams=8)
     assert model.recommend(histories, tokenizer=tok, top_k=5, num_beams=8, fast_beam_search=False) == recs
     plain = make_model(tok, seed=4)
     plain.load_state_dict(model.state_dict(), strict=False)
     assert plain.recommend(histories, tokenizer=tok, top_k=5, num_beams=8) != recs  # the vectors matter
-    model.save_pretrained(tmp_path)
-    loaded = TigerForConditionalGeneration.from_pretrained(tmp_path).eval()
+    model.save_pretrained(path)
+    return histories, recs, TigerForConditionalGeneration.from_pretrained(path).eval()
+
+
+def test_saves_loads_recommends_and_keeps_its_items_after_a_cold_start(tmp_path):
+    tok = make_tokenizer(4, 90, levels=2, codebook=16)
+    model = _with_item_vectors(tok, seed=4).eval()
+    histories, recs, loaded = recommend_and_reload(model, tok, tmp_path)
     assert loaded.config.num_item_embeddings == tok.catalogue_size
     assert f"item-ID embeddings for {tok.catalogue_size} items" in _model_size(loaded.config)
     assert "item-ID" not in _model_size(make_model(tok).config)

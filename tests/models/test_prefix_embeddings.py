@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from test_item_embeddings import recommend_and_reload
 from test_modeling_tiger import make_model, make_tokenizer, random_histories
 
 from hf_tiger import TigerConfig, TigerForConditionalGeneration
@@ -93,14 +94,7 @@ def test_gradients_reach_the_target_prefixes_and_their_siblings_only():
 def test_saves_loads_and_both_beam_searches_agree_after_a_cold_start(tmp_path):
     tok = make_tokenizer(4, 90, levels=3, codebook=8)
     model = _with_prefix_vectors(tok, seed=4).eval()
-    histories = random_histories(tok, 4, count=5)
-    recs = model.recommend(histories, tokenizer=tok, top_k=5, num_beams=8)
-    assert model.recommend(histories, tokenizer=tok, top_k=5, num_beams=8, fast_beam_search=False) == recs
-    plain = make_model(tok, seed=4)
-    plain.load_state_dict(model.state_dict(), strict=False)
-    assert plain.recommend(histories, tokenizer=tok, top_k=5, num_beams=8) != recs  # the vectors matter
-    model.save_pretrained(tmp_path)
-    loaded = TigerForConditionalGeneration.from_pretrained(tmp_path).eval()
+    histories, recs, loaded = recommend_and_reload(model, tok, tmp_path)
     assert loaded.config.num_prefix_embeddings == _num_prefixes(tok)
     assert f"output vectors for {_num_prefixes(tok)} semantic-ID prefixes" in _model_size(loaded.config)
     assert torch.equal(loaded.prefix_embeddings.weight, model.prefix_embeddings.weight)
