@@ -27,6 +27,7 @@ from .models.tiger import (  # noqa: E402
     SemanticIDTokenizer,
     TigerConfig,
     TigerForConditionalGeneration,
+    TransitionPrior,  # noqa: F401 (public name)
     TrieConstrainedLogitsProcessor,  # noqa: F401 (public name)
 )
 

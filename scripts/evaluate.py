@@ -6,7 +6,8 @@ last-item -> target transition occurs in training ("seen") and on the rest (`hf_
 
 Usage:
     python scripts/evaluate.py --model_name_or_path runs/demo-ml-100k --dataset ml-100k \
-        --data_dir ../shared/data --split test [--num_beams 20] [--output_file eval.json]
+        --data_dir ../shared/data --split test [--num_beams 20] [--output_file eval.json] \
+        [--prior_weight 0.5 --prior_backoff 1.0]   # fuse the training transition counts (TIGER + count prior)
 Works under torchrun / accelerate launch as well: each process scores its share of the rows and the metrics are
 computed once over all of them (rows duplicated to even out the last batch are dropped):
     accelerate launch --num_processes 2 scripts/evaluate.py --model_name_or_path ... --dataset ... --split test
@@ -36,6 +37,14 @@ class EvaluateArguments:
     use_user_tokens: bool | None = field(
         default=None, metadata={"help": "As in training (default: as recorded in the run's results.json, else yes)."}
     )
+    prior_weight: float = field(
+        default=0.0,
+        metadata={
+            "help": "> 0: fuse the training split's last-item transition counts into the search with this weight "
+            "(hf_tiger.TransitionPrior; the figures are then TIGER + count prior). Choose it on validation."
+        },
+    )
+    prior_backoff: float = field(default=1.0, metadata={"help": "Popularity pseudo-count of the count prior."})
     output_file: str | None = field(default=None, metadata={"help": "Default MODEL/eval_<split>.json."})
 
 
@@ -56,8 +65,12 @@ def main(argv=None) -> dict:
         batch_size=args.batch_size,
         max_samples=args.max_samples,
         use_user_tokens=use_user_tokens,
+        prior_weight=args.prior_weight,
+        prior_backoff=args.prior_backoff,
     )
-    path = args.output_file or default_output_path(args.model_name_or_path, args.split)
+    path = args.output_file or default_output_path(
+        args.model_name_or_path, args.split if not args.prior_weight else f"{args.split}_prior"
+    )
     if result["hardware"].get("world_size", 1) == 1 or _is_main_process():
         write_json(path, result)
         print(json.dumps(result["metrics"], indent=2))

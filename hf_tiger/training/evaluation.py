@@ -11,6 +11,7 @@ from typing import Any
 
 from transformers.utils import logging
 
+from ..models.tiger.generation_tiger import TransitionPrior
 from .arguments import DataArguments, TigerTrainingArguments
 from .data import TigerDataCollator
 from .train import evaluate_split, hardware_description, package_versions, retrieval_metrics_computer
@@ -46,6 +47,8 @@ def evaluate_saved_model(
     max_samples: int | None = None,
     use_user_tokens: bool = True,
     training_args: TigerTrainingArguments | None = None,
+    prior_weight: float = 0.0,
+    prior_backoff: float = 1.0,
 ) -> dict[str, Any]:
     """Every retrieval metric of a saved model on one split (constrained beam search over its catalogue).
 
@@ -66,6 +69,9 @@ def evaluate_saved_model(
         max_samples (`int`, *optional*): score only the first rows (debugging; not a full result).
         use_user_tokens (`bool`, *optional*, defaults to `True`): must match how the model was trained.
         training_args ([`TigerTrainingArguments`], *optional*): full control over the evaluation settings.
+        prior_weight (`float`, *optional*, defaults to 0): > 0 fuses the training split's last-item transition
+            counts into the search ([`~hf_tiger.TransitionPrior`] with this weight and `prior_backoff`): the scores
+            are then TIGER + count prior, not TIGER alone.
 
     Returns:
         `dict` with `metrics` (`recall@5`, `mrr@5`, `coverage@5`, `seen_recall@5`, ...), `split`, `num_examples`,
@@ -100,13 +106,19 @@ def evaluate_saved_model(
         from hf_tiger.baselines import LastItemTransitionRecommender
 
         transitions = LastItemTransitionRecommender().fit(sequences["train"])
-        metrics = evaluate_split(trainer, sequences[split], tokenizer, data_args, split, max_samples, transitions)
+        prior = None
+        if prior_weight:
+            prior = TransitionPrior.from_recommender(transitions, tokenizer, weight=prior_weight, backoff=prior_backoff)
+        metrics = evaluate_split(
+            trainer, sequences[split], tokenizer, data_args, split, max_samples, transitions, item_prior=prior
+        )
     return {
         "model": str(model_name_or_path),
         "dataset": dataset,
         "split": split,
         "metrics": {k.removeprefix(f"{split}_"): v for k, v in metrics.items()},
         "seconds": time.time() - started,
+        "prior": None if prior is None else {"weight": prior.weight, "backoff": prior.backoff},
         "versions": package_versions(),
         "hardware": hardware_description(args),
     }

@@ -303,13 +303,15 @@ def evaluate_split(
     split_name: str,
     limit: int | None = None,
     transitions=None,
+    item_prior=None,
 ) -> dict[str, float]:
     """Tokenize one `load_sequences` split and score it with the trainer's constrained generation.
 
     Rows are scored in order of history length (less padding); the metrics are means over rows. With
     `transitions` (a [`LastItemTransitionRecommender`] fitted on the training split) the metrics also hold
     Recall@K on the rows whose last-item -> target pair occurs in training and on the rest
-    (`seen_recall@K`, `unseen_recall@K`, see [`hf_tiger.baselines.seen_unseen_recall`]).
+    (`seen_recall@K`, `unseen_recall@K`, see [`hf_tiger.baselines.seen_unseen_recall`]). `item_prior` (a
+    [`~hf_tiger.TransitionPrior`]) is fused into the search.
     """
     from ..baselines import seen_transitions, seen_unseen_recall
     from ..metrics import ranks_from_semantic_ids
@@ -318,7 +320,8 @@ def evaluate_split(
     with trainer.args.main_process_first(desc=f"tokenize {split_name}"):
         encoded = _tokenize(rows, tokenizer, data_args, split_name)
     order = length_order(encoded)
-    output = trainer.predict(encoded.select(order), metric_key_prefix=split_name)
+    prior = {} if item_prior is None else {"item_prior": item_prior}
+    output = trainer.predict(encoded.select(order), metric_key_prefix=split_name, **prior)
     metrics = dict(output.metrics)
     if transitions is not None and output.predictions is not None:
         generated = output.predictions[0] if isinstance(output.predictions, (tuple, list)) else output.predictions

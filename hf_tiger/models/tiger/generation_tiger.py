@@ -163,6 +163,8 @@ class CatalogueIndex:
         self.row_ptr: list[torch.Tensor] = []  # [n_t + 1] children range of each depth-t node
         self.max_children: list[int] = []
         self.dense_child: list[torch.Tensor | None] = []  # [n_t, W_t] child node id or -1
+        self.row_nodes: list[torch.Tensor] = []  # [N] depth-(t+1) node of each catalogue row
+        self.row_relative = relative  # [N, L] relative token of each catalogue row at each level
         node_of_row = torch.zeros(self.num_items, dtype=torch.long)
         for t in range(self.num_levels):
             width = self.level_width[t]
@@ -181,6 +183,7 @@ class CatalogueIndex:
             else:
                 self.dense_child.append(None)
             self.num_nodes.append(len(unique_keys))
+            self.row_nodes.append(node_of_row)
         # leaf (depth-L node) -> first catalogue row holding that semantic ID
         leaf_to_row = torch.full((self.num_nodes[-1],), self.num_items, dtype=torch.long)
         leaf_to_row.scatter_reduce_(0, node_of_row, torch.arange(self.num_items), reduce="amin")
@@ -200,9 +203,10 @@ class CatalogueIndex:
             return self
         new = object.__new__(CatalogueIndex)
         new.__dict__.update(self.__dict__)
-        for name in ("child_keys", "child_token", "row_ptr", "dense_child"):
+        for name in ("child_keys", "child_token", "row_ptr", "dense_child", "row_nodes"):
             setattr(new, name, [None if x is None else x.to(device) for x in getattr(self, name)])
         new.leaf_to_row = self.leaf_to_row.to(device)
+        new.row_relative = self.row_relative.to(device)
         new.device = device
         return new
 
@@ -425,6 +429,223 @@ def catalogue_index_for(
 
 
 # ======================================================================================================================
+# A count prior fused into the search
+# ======================================================================================================================
+
+
+class TransitionPrior:
+    r"""
+    A first-order count prior over the catalogue, fused into the constrained beam search ("shallow fusion").
+
+    TIGER generalises across items but recovers only part of the item-to-item transitions its training rows
+    contain, which simple counts memorise exactly. With a prior the fast beam search ranks items by
+
+    ``log p_TIGER(item | history) + weight * log P(item | last item of the history)``,
+
+    with the count model smoothed towards popularity:
+    ``P(b | a) = (c(a, b) + backoff * pi(b)) / (c(a) + backoff)``, where ``c(a, b)`` counts how often ``b`` followed
+    ``a`` in the training rows, ``c(a) = sum_b c(a, b)`` and ``pi`` is the add-one smoothed training popularity
+    over the catalogue rows (so every item keeps a non-zero prior). The prior of an item factorises over its
+    semantic-ID prefixes (the mass under each trie node), so each step adds ``weight * log(mass(child) /
+    mass(parent))`` to the tokens it ranks, and a complete item carries exactly ``weight * log P(item | a)``.
+    ``weight=0`` is the plain search. `weight` and `backoff` are chosen on validation.
+
+    Args:
+        successor_ptr (`torch.LongTensor` of shape `(num_items + 1,)`):
+            CSR row pointer: the successors of catalogue row ``a`` are ``successor_rows[ptr[a]:ptr[a + 1]]``.
+        successor_rows (`torch.LongTensor` of shape `(nnz,)`): catalogue rows of the successors.
+        successor_counts (`torch.FloatTensor` of shape `(nnz,)`): their transition counts (positive).
+        popularity (`torch.FloatTensor` of shape `(num_items,)`): training popularity counts per catalogue row
+            (add-one smoothed and normalised here).
+        weight (`float`, *optional*, defaults to 0.5): fusion weight of the log prior.
+        backoff (`float`, *optional*, defaults to 1.0): pseudo-count of the popularity distribution in ``P(b | a)``.
+
+    Example:
+
+    ```python
+    >>> from hf_tiger.baselines import LastItemTransitionRecommender
+    >>> counts = LastItemTransitionRecommender().fit(splits["train"])
+    >>> prior = TransitionPrior.from_recommender(counts, tokenizer, weight=0.5)
+    >>> model.recommend(histories, tokenizer, item_prior=prior)
+    ```
+    """
+
+    def __init__(
+        self,
+        successor_ptr: torch.Tensor,
+        successor_rows: torch.Tensor,
+        successor_counts: torch.Tensor,
+        popularity: torch.Tensor,
+        weight: float = 0.5,
+        backoff: float = 1.0,
+    ):
+        ptr = torch.as_tensor(successor_ptr, dtype=torch.long).cpu()
+        rows = torch.as_tensor(successor_rows, dtype=torch.long).cpu()
+        counts = torch.as_tensor(successor_counts, dtype=torch.float32).cpu()
+        popularity = torch.as_tensor(popularity, dtype=torch.float32).cpu()
+        num_items = popularity.numel()
+        if popularity.dim() != 1 or num_items == 0 or bool((popularity < 0).any()):
+            raise ValueError("popularity must be a non-empty 1-D tensor of non-negative counts per catalogue row")
+        if ptr.shape != (num_items + 1,) or int(ptr[0]) != 0 or bool((ptr[1:] < ptr[:-1]).any()):
+            raise ValueError(
+                f"successor_ptr must be a non-decreasing CSR pointer of {num_items + 1} entries starting at 0"
+            )
+        if rows.shape != counts.shape or rows.dim() != 1 or int(ptr[-1]) != rows.numel():
+            raise ValueError(
+                f"successor_rows {tuple(rows.shape)} and successor_counts {tuple(counts.shape)} must be 1-D with "
+                f"successor_ptr[-1] = {int(ptr[-1])} entries"
+            )
+        if rows.numel() and (int(rows.min()) < 0 or int(rows.max()) >= num_items):
+            raise ValueError(f"successor_rows must be catalogue rows in [0, {num_items})")
+        if bool((counts <= 0).any()):
+            raise ValueError("successor_counts must be positive")
+        if not math.isfinite(weight) or weight < 0:
+            raise ValueError(f"weight must be a finite number >= 0, got {weight}")
+        if not math.isfinite(backoff) or backoff <= 0:
+            raise ValueError(f"backoff must be a finite number > 0 (every item needs a non-zero prior), got {backoff}")
+        self.successor_ptr, self.successor_rows, self.successor_counts = ptr, rows, counts
+        self.popularity = (popularity + 1.0) / (popularity.sum() + num_items)
+        self.num_items = num_items
+        self.weight = float(weight)
+        self.backoff = float(backoff)
+        self.max_successors = int((ptr[1:] - ptr[:-1]).max()) if num_items else 0
+
+    @classmethod
+    def from_counts(cls, transitions, popularity, item_ids, weight: float = 0.5, backoff: float = 1.0):
+        """
+        Builds the prior from count tables keyed by item id.
+
+        Args:
+            transitions (`Mapping[item, Mapping[item, int]]`): how often each item followed each item.
+            popularity (`Mapping[item, int]`): training popularity of each item.
+            item_ids (`Sequence`): the catalogue's item ids, row order (`tokenizer.item_ids`). Items outside the
+                catalogue are ignored.
+            weight (`float`), backoff (`float`): see the class.
+        """
+        row_of = {item: row for row, item in enumerate(item_ids)}
+        pop = torch.zeros(len(item_ids))
+        for item, count in popularity.items():
+            row = row_of.get(item)
+            if row is not None:
+                pop[row] = float(count)
+        per_row: list[list[tuple[int, float]]] = [[] for _ in item_ids]
+        for source, successors in transitions.items():
+            source_row = row_of.get(source)
+            if source_row is None:
+                continue
+            per_row[source_row] = [
+                (row_of[item], float(count)) for item, count in successors.items() if item in row_of and count > 0
+            ]
+        lengths = torch.tensor([len(entries) for entries in per_row], dtype=torch.long)
+        ptr = torch.zeros(len(item_ids) + 1, dtype=torch.long)
+        ptr[1:] = lengths.cumsum(0)
+        flat = [entry for entries in per_row for entry in entries]
+        rows = torch.tensor([row for row, _ in flat], dtype=torch.long)
+        counts = torch.tensor([count for _, count in flat], dtype=torch.float32)
+        return cls(ptr, rows, counts, pop, weight=weight, backoff=backoff)
+
+    @classmethod
+    def from_recommender(cls, recommender, tokenizer, weight: float = 0.5, backoff: float = 1.0):
+        """The prior of a fitted `hf_tiger.baselines.LastItemTransitionRecommender`, over `tokenizer`'s catalogue."""
+        if not getattr(recommender, "is_fitted", False):
+            raise RuntimeError("the transition recommender is not fitted: call fit(train_split) first")
+        return cls.from_counts(
+            recommender.transitions, recommender.popularity, tokenizer.item_ids, weight=weight, backoff=backoff
+        )
+
+    def check_catalogue(self, index: CatalogueIndex) -> None:
+        if index.num_items != self.num_items:
+            raise ValueError(
+                f"the prior covers {self.num_items} catalogue rows but the model's catalogue has {index.num_items}: "
+                "build it with the tokenizer of this model"
+            )
+
+    def successors(self, last_rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """
+        Successor rows and counts of each input's last item, padded.
+
+        Args:
+            last_rows (`torch.LongTensor` of shape `(B,)`): catalogue row of each history's last item (-1: unknown,
+                popularity only).
+
+        Returns:
+            `(rows, counts)`, both of shape `(B, S)`: rows -1 and counts 0 where padded.
+        """
+        last = last_rows.detach().cpu().long()
+        known = last >= 0
+        start = torch.where(known, self.successor_ptr[last.clamp(min=0)], 0)
+        length = torch.where(known, self.successor_ptr[last.clamp(min=0) + 1] - start, 0)
+        width = max(int(length.max()) if last.numel() else 0, 1)
+        slots = start[:, None] + torch.arange(width)
+        valid = torch.arange(width) < length[:, None]
+        if self.successor_rows.numel() == 0:
+            return torch.full(slots.shape, -1, dtype=torch.long), torch.zeros(slots.shape)
+        flat = slots.clamp(max=self.successor_rows.numel() - 1)
+        rows = torch.where(valid, self.successor_rows[flat], -1)
+        counts = torch.where(valid, self.successor_counts[flat], 0.0)
+        return rows, counts
+
+
+def last_item_rows(input_ids: torch.Tensor, index: CatalogueIndex, eos_token_id: int) -> torch.Tensor:
+    """
+    Catalogue row of the last history item of each encoder input (``[user token] + item tokens + [eos]``, padded on
+    either side): the `num_levels` tokens before the last `eos_token_id`; -1 where they are no catalogue item.
+    """
+    batch, length = input_ids.shape
+    levels = index.num_levels
+    positions = torch.arange(length, device=input_ids.device)
+    is_eos = input_ids == eos_token_id
+    eos_at = torch.where(is_eos, positions, -1).max(dim=1).values  # [B]
+    gather = (eos_at[:, None] - levels + torch.arange(levels, device=input_ids.device)).clamp(min=0)
+    tokens = input_ids.gather(1, gather)
+    node = index.prefix_nodes(tokens.to(index.device))
+    rows = torch.where(node >= 0, index.leaf_to_row[node.clamp(min=0)], -1)
+    return torch.where(eos_at.to(rows.device) >= levels, rows, -1)
+
+
+class _PriorScorer:
+    """Per-step log-ratios of a [`TransitionPrior`]'s mass under trie nodes, for one batch of inputs."""
+
+    def __init__(self, prior: TransitionPrior, index: CatalogueIndex, last_rows: torch.Tensor):
+        prior.check_catalogue(index)
+        device = index.device
+        self.index = index
+        self.weight = prior.weight
+        rows, counts = prior.successors(last_rows)
+        self.rows, self.counts = rows.to(device), counts.to(device)  # [B, S]
+        self.valid = self.rows >= 0
+        popularity = prior.popularity.to(device) * prior.backoff
+        # background (popularity) mass under every node of every depth; depth 0 is the root
+        self.node_mass = [popularity.sum().reshape(1)]
+        for depth in range(index.num_levels):
+            mass = torch.zeros(index.num_nodes[depth + 1], device=device)
+            self.node_mass.append(mass.index_add_(0, index.row_nodes[depth], popularity))
+
+    def step(self, depth: int, node: torch.Tensor) -> torch.Tensor:
+        """`weight * log(mass(child) / mass(node))` for every level-`depth` token, `[B, K, W]` (-inf: no child)."""
+        index = self.index
+        width = index.level_width[depth]
+        batch, beams = node.shape
+        tokens = torch.arange(width, device=node.device).expand(batch, beams, width)
+        child = index.child(depth, node[..., None].expand(batch, beams, width), tokens)
+        child_mass = torch.where(child >= 0, self.node_mass[depth + 1][child.clamp(min=0)], 0.0)
+        parent_mass = torch.where(node >= 0, self.node_mass[depth][node.clamp(min=0)], 0.0)
+        # the successors' counts under the beam's node and under each of its children
+        safe_rows = self.rows.clamp(min=0)
+        if depth == 0:
+            successor_node = torch.zeros_like(safe_rows)
+        else:
+            successor_node = index.row_nodes[depth - 1][safe_rows]
+        match = (successor_node[:, None, :] == node[:, :, None]) & self.valid[:, None, :]  # [B, K, S]
+        weights = torch.where(match, self.counts[:, None, :], 0.0)
+        relative = index.row_relative[safe_rows, depth][:, None, :].expand_as(weights)
+        child_mass = child_mass.scatter_add(-1, relative, weights)
+        parent_mass = parent_mass + weights.sum(-1)
+        ratio = child_mass.clamp(min=1e-30).log() - parent_mass.clamp(min=1e-30).log()[..., None]
+        return self.weight * ratio.masked_fill(child < 0, -math.inf)
+
+
+# ======================================================================================================================
 # Fast beam search (issue 7)
 # ======================================================================================================================
 
@@ -636,6 +857,8 @@ def tiger_beam_search(
     encoder_outputs=None,
     decoder_start_token_id: int | None = None,
     pad_token_id: int | None = None,
+    item_prior: TransitionPrior | None = None,
+    last_rows: torch.LongTensor | None = None,
 ) -> TigerBeamSearchOutput:
     r"""
     Trie-constrained beam search for a T5 encoder-decoder, specialised to fixed-length semantic IDs.
@@ -683,6 +906,13 @@ def tiger_beam_search(
             Precomputed encoder outputs (first element: `(batch_size, source_length, d_model)` hidden states).
         decoder_start_token_id (`int`, *optional*), pad_token_id (`int`, *optional*):
             Default to the model config's values.
+        item_prior ([`TransitionPrior`], *optional*):
+            A count prior fused into the ranking: each step adds ``item_prior.weight`` times the log-ratio of the
+            prior mass under the child and under the beam's prefix, so a complete item's score gains
+            ``weight * log P(item | last history item)`` (and `sequences_scores` are the fused scores).
+        last_rows (`torch.LongTensor` of shape `(batch_size,)`, *optional*):
+            Catalogue row of each input's last history item, for `item_prior`; read from `input_ids` (the
+            `num_levels` tokens before the last end-of-sequence token) when not given.
 
     Returns:
         [`TigerBeamSearchOutput`].
@@ -715,6 +945,19 @@ def tiger_beam_search(
     if index.device != device:
         index = index.to(device)
 
+    prior = None
+    if item_prior is not None and item_prior.weight > 0:
+        if last_rows is None:
+            if input_ids is None:
+                raise ValueError("item_prior needs input_ids or last_rows (the last history item of each input)")
+            eos = config.eos_token_id if config.eos_token_id is not None else index.eos_token_id
+            if eos is None:
+                raise ValueError("item_prior needs last_rows when the model has no eos_token_id")
+            last_rows = last_item_rows(input_ids, index, eos)
+        if last_rows.shape != (batch_size,):
+            raise ValueError(f"last_rows must have shape ({batch_size},), got {tuple(last_rows.shape)}")
+        prior = _PriorScorer(item_prior, index, last_rows)
+
     decoder = _T5BeamDecoder(model, encoder_hidden_states, attention_mask)
     num_steps = index.num_levels + int(append_eos)
     tokens = torch.full((batch_size, 1), decoder_start_token_id, dtype=torch.long, device=device)
@@ -738,6 +981,8 @@ def tiger_beam_search(
             allowed = (node >= 0)[..., None]
             keep = node.shape[1]
         candidates = beam_scores[..., None] + (logits[..., low : low + width] - log_normalizer)
+        if prior is not None and step < index.num_levels:
+            candidates = candidates + prior.step(step, node)
         candidates = candidates.masked_fill(~allowed, -math.inf).view(batch_size, -1)
         beam_scores, flat = candidates.topk(keep, dim=-1)  # [B, keep], sorted
         parents = torch.div(flat, width, rounding_mode="floor")

@@ -21,6 +21,7 @@ from transformers.utils import logging
 
 from .configuration_tiger import TigerConfig
 from .generation_tiger import (
+    TransitionPrior,
     TrieConstrainedLogitsProcessor,
     catalogue_index_for,
     inference_autocast_dtype,
@@ -709,6 +710,7 @@ class TigerForConditionalGeneration(T5ForConditionalGeneration):
         logits_processor: LogitsProcessorList | None = None,
         constrained: bool = True,
         fast_beam_search: bool = True,
+        item_prior: TransitionPrior | None = None,
         **kwargs,
     ):
         r"""
@@ -743,6 +745,9 @@ class TigerForConditionalGeneration(T5ForConditionalGeneration):
                 `output_attentions`, `output_hidden_states`) or model kwargs other than
                 `attention_mask` / `encoder_outputs` use transformers' beam search with the trie processor. The fast
                 search returns `sequences_scores` but no per-step `scores` (`None`).
+            item_prior ([`~generation_tiger.TransitionPrior`], *optional*): a count prior fused into the ranking
+                (items scored by ``log p(item) + weight * log P(item | last history item)``); needs the fast search
+                and `input_ids`.
             kwargs: other `generate()` arguments (`return_dict_in_generate`, `output_scores`, ...).
 
         Returns:
@@ -751,6 +756,8 @@ class TigerForConditionalGeneration(T5ForConditionalGeneration):
             `(batch_size * num_return_sequences,)`, log-probability sum divided by `num_levels ** length_penalty`)
             when `return_dict_in_generate=True`.
         """
+        if item_prior is not None and not constrained:
+            raise ValueError("item_prior works with the constrained search only (constrained=True)")
         if not constrained:
             return super().generate(
                 inputs, generation_config=generation_config, logits_processor=logits_processor, **kwargs
@@ -777,8 +784,21 @@ class TigerForConditionalGeneration(T5ForConditionalGeneration):
         index = self._catalogue_index()
         processors = LogitsProcessorList([TrieConstrainedLogitsProcessor(index, prompt_length=1)])
         processors.extend(logits_processor or [])
+        if item_prior is not None and not (
+            fast_beam_search and set(model_kwargs) <= {"input_ids", "attention_mask", "encoder_outputs", "use_cache"}
+        ):
+            raise ValueError(
+                "item_prior is fused by the fast beam search only: leave fast_beam_search=True and do not ask for "
+                "logits processors, per-step outputs or extra model inputs"
+            )
         output = self._constrained_generate(
-            inputs, generation_config, processors, index, fast_beam_search=fast_beam_search, **model_kwargs
+            inputs,
+            generation_config,
+            processors,
+            index,
+            fast_beam_search=fast_beam_search,
+            item_prior=item_prior,
+            **model_kwargs,
         )
         output = self._mark_padding_rows(output, index, generation_config)
         if not wants_scores:
@@ -825,7 +845,7 @@ class TigerForConditionalGeneration(T5ForConditionalGeneration):
         return base, model_kwargs
 
     def _constrained_generate(
-        self, inputs, generation_config, logits_processor, index, fast_beam_search=False, **model_kwargs
+        self, inputs, generation_config, logits_processor, index, fast_beam_search=False, item_prior=None, **model_kwargs
     ):
         """Runs the pinned, trie-constrained search; returns an output with `sequences` and `sequences_scores`.
 
@@ -851,6 +871,7 @@ class TigerForConditionalGeneration(T5ForConditionalGeneration):
                 encoder_outputs=model_kwargs.get("encoder_outputs"),
                 decoder_start_token_id=generation_config.decoder_start_token_id,
                 pad_token_id=generation_config.pad_token_id,
+                item_prior=item_prior,
             )
             return GenerateBeamEncoderDecoderOutput(
                 sequences=fast.sequences, sequences_scores=fast.sequences_scores
@@ -972,6 +993,7 @@ class TigerForConditionalGeneration(T5ForConditionalGeneration):
         batch_size: int | None = None,
         fast_beam_search: bool = True,
         precision: str = "auto",
+        item_prior: TransitionPrior | None = None,
     ):
         """Recommend the next items for each history.
 
@@ -991,6 +1013,8 @@ class TigerForConditionalGeneration(T5ForConditionalGeneration):
             precision (`str`, *optional*, defaults to `"auto"`): `"auto"` decodes an fp32 model in bf16 (autocast)
                 on a CPU with native bf16 (AMX / AVX512-BF16) and in fp32 everywhere else, saying why once; `"bf16"`
                 always autocasts to bf16, `"fp32"` never does. The softmax and the beam scores stay float32.
+            item_prior ([`~generation_tiger.TransitionPrior`], *optional*): a count prior fused into the ranking
+                (see [`~TigerForConditionalGeneration.generate`]); built over this tokenizer's catalogue.
 
         Returns:
             `list[list]` of item ids, best first (fewer than `top_k` when the catalogue has fewer items), or a tuple
@@ -1046,6 +1070,7 @@ class TigerForConditionalGeneration(T5ForConditionalGeneration):
                         num_return_sequences=top_k,
                         return_dict_in_generate=True,
                         fast_beam_search=fast_beam_search,
+                        item_prior=item_prior,
                     )
                 decoded = tokenizer.decode_items(output.sequences.cpu())
                 row_scores = output.sequences_scores.float().cpu().tolist()
