@@ -57,11 +57,20 @@ def main(argv=None) -> dict:
     )
     print(f"  {'':>22s}  " + "  ".join(f"{c:>11s}" for c in columns.values()))
     rows = [("TIGER", test)]
+    fusion = results.get("prior_fusion")
+    if fusion:
+        rows.append((f"TIGER + counts (w={fusion['weight']:g})", fusion["test"]))
     rows += [(name.replace("_", " "), metrics) for name, metrics in results.get("baselines", {}).items()]
     for name, metrics in rows:
         print(f"  {name:>22s}  " + "  ".join(f"{metrics.get(c, float('nan')):>11.4f}" for c in columns))
     if results.get("baselines"):
         print("  (count baselines: hf_tiger.baselines, fitted on the training split, scored on the same test rows)")
+    if fusion:
+        chosen = ", ".join(f"w={float(w):g}: {value:.4f}" for w, value in fusion["validation"].items())
+        print(
+            "  (TIGER + counts: the training transition counts fused into TIGER's beam search, "
+            f"hf_tiger.TransitionPrior; weight chosen on {fusion['selected_on']}: {chosen})"
+        )
     print(
         "  (coverage@10: share of the catalogue recommended to someone; pop. pct@10: mean training-popularity "
         "percentile of the recommended items, 1 = most popular)"

@@ -236,6 +236,15 @@ class TigerTrainingArguments(Seq2SeqTrainingArguments):
         default=None,
         metadata={"help": "Stop training gracefully after this many seconds (then best checkpoint + test as usual)."},
     )
+    prior_weights: list[float] = field(
+        default_factory=list,
+        metadata={
+            "help": "After the plain test evaluation, also score TIGER with the training split's last-item "
+            "transition counts fused into its search (hf_tiger.TransitionPrior): each weight is scored on "
+            "validation, the best (metric_for_best_model) once on test. Empty: off."
+        },
+    )
+    prior_backoff: float = field(default=1.0, metadata={"help": "Popularity pseudo-count of the count prior."})
     num_sample_recommendations: int = field(
         default=3, metadata={"help": "Test users whose recommendations the pipeline prints with item text."}
     )
@@ -289,6 +298,10 @@ class TigerTrainingArguments(Seq2SeqTrainingArguments):
             # transformers refuses bf16 without a GPU unless use_cpu is set: bf16 here means CPU autocast
             self.use_cpu = True
         super().__post_init__()
+        if any(not float(w) > 0 for w in self.prior_weights) or not self.prior_backoff > 0:
+            raise ValueError(
+                f"prior_weights must be positive and prior_backoff > 0, got {self.prior_weights} / {self.prior_backoff}"
+            )
         if not self.metric_ks or any(int(k) < 1 for k in self.metric_ks):
             raise ValueError(f"metric_ks must be positive integers, got {self.metric_ks}")
         self.metric_ks = sorted({int(k) for k in self.metric_ks})

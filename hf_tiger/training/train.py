@@ -332,6 +332,47 @@ def evaluate_split(
     return metrics
 
 
+def fuse_count_prior(trainer, dataset, tokenizer, data_args, training_args, transitions) -> dict[str, Any]:
+    """TIGER with the training transition counts fused into its search ([`~hf_tiger.TransitionPrior`]).
+
+    Every weight of `training_args.prior_weights` is scored on validation (the first `max_eval_samples` rows); the
+    best by `metric_for_best_model` (recall@10 when that is the loss) is scored once on test.
+
+    Returns:
+        `dict` with `weight` (chosen), `backoff`, `validation` (the chosen metric per weight) and `test` (metrics).
+    """
+    from ..models.tiger.generation_tiger import TransitionPrior
+
+    metric = training_args.metric_for_best_model or "recall@10"
+    metric = "recall@10" if metric in ("loss", "eval_loss") else metric.removeprefix("eval_")
+    backoff = training_args.prior_backoff
+    by_weight = {}
+    for weight in training_args.prior_weights:
+        prior = TransitionPrior.from_recommender(transitions, tokenizer, weight=weight, backoff=backoff)
+        scored = evaluate_split(
+            trainer,
+            dataset["validation"],
+            tokenizer,
+            data_args,
+            "validation",
+            data_args.max_eval_samples,
+            item_prior=prior,
+        )
+        by_weight[float(weight)] = scored[f"validation_{metric}"]
+    weight = max(by_weight, key=lambda w: (by_weight[w], -w))  # ties: the smaller weight
+    prior = TransitionPrior.from_recommender(transitions, tokenizer, weight=weight, backoff=backoff)
+    test = evaluate_split(
+        trainer, dataset["test"], tokenizer, data_args, "test", data_args.max_test_samples, transitions, prior
+    )
+    return {
+        "weight": weight,
+        "backoff": backoff,
+        "selected_on": f"validation {metric}",
+        "validation": {str(w): value for w, value in by_weight.items()},
+        "test": {k.removeprefix("test_"): v for k, v in test.items()},
+    }
+
+
 def train_tiger(
     model,
     tokenizer,
@@ -423,6 +464,10 @@ def train_tiger(
         results["test_seconds"] = time.time() - test_started
         if data_args.max_test_samples is not None:
             results["test_note"] = f"first {data_args.max_test_samples} test rows only: not a full test result"
+        if training_args.prior_weights:
+            results["prior_fusion"] = fuse_count_prior(
+                trainer, dataset, tokenizer, data_args, training_args, transitions
+            )
     state = trainer.state
     results["best_validation"] = {
         "metric": training_args.metric_for_best_model,

@@ -46,6 +46,9 @@ class FusionArguments:
     split: str = field(default="validation", metadata={"help": "validation (choose here) or test (once)."})
     weights: list[float] = field(default_factory=lambda: [0.0, 0.25, 0.5, 1.0], metadata={"help": "Prior weights."})
     backoffs: list[float] = field(default_factory=lambda: [1.0], metadata={"help": "Popularity pseudo-counts."})
+    backgrounds: list[str] = field(
+        default_factory=lambda: ["popularity"], metadata={"help": "What the counts back off to: popularity, uniform."}
+    )
     num_beams: int = field(default=20, metadata={"help": "Beams of the constrained search."})
     batch_size: int = field(default=64, metadata={"help": "Histories per generate() call."})
     max_samples: int | None = field(
@@ -60,6 +63,8 @@ class FusionArguments:
     def __post_init__(self):
         if not self.weights or any(w < 0 for w in self.weights):
             raise ValueError(f"weights must be a non-empty list of numbers >= 0, got {self.weights}")
+        if not self.backgrounds or set(self.backgrounds) - {"popularity", "uniform"}:
+            raise ValueError(f"backgrounds must be popularity and/or uniform, got {self.backgrounds}")
         if not self.backoffs or any(b <= 0 for b in self.backoffs):
             raise ValueError(f"backoffs must be a non-empty list of numbers > 0, got {self.backoffs}")
 
@@ -91,11 +96,13 @@ def fusion_table(args: FusionArguments, model=None, tokenizer=None, splits=None)
     results = []
     for name, baseline in (("most popular", PopularityRecommender().fit(splits["train"])), ("transition counts", counts)):
         metrics = evaluate_recommender(baseline, rows, ks=(5, 10), transitions=counts)
-        results.append({"name": name, "weight": None, "backoff": None, "seconds": None, "metrics": metrics})
-    settings = [(0.0, None)] if 0.0 in args.weights else []
-    settings += [(w, b) for w in args.weights if w > 0 for b in args.backoffs]
-    for weight, backoff in settings:
-        prior = None if weight == 0 else TransitionPrior.from_recommender(counts, tokenizer, weight, backoff)
+        results.append({"name": name, "weight": None, "backoff": None, "background": None, "seconds": None, "metrics": metrics})
+    settings = [(0.0, None, None)] if 0.0 in args.weights else []
+    settings += [(w, b, g) for w in args.weights if w > 0 for b in args.backoffs for g in args.backgrounds]
+    for weight, backoff, background in settings:
+        prior = None
+        if weight > 0:
+            prior = TransitionPrior.from_recommender(counts, tokenizer, weight, backoff, background=background)
         started = time.perf_counter()
         ranked = model.recommend(
             histories,
@@ -108,8 +115,19 @@ def fusion_table(args: FusionArguments, model=None, tokenizer=None, splits=None)
         )
         seconds = time.perf_counter() - started
         metrics = compute_recommendation_metrics(ranked, targets, ks=(5, 10), seen=seen)
-        name = "TIGER" if prior is None else f"TIGER + counts (w={weight:g}, b={backoff:g})"
-        results.append({"name": name, "weight": weight, "backoff": backoff, "seconds": seconds, "metrics": metrics})
+        name = "TIGER"
+        if prior is not None:
+            name = f"TIGER + counts (w={weight:g}, b={backoff:g}" + (", uniform)" if background == "uniform" else ")")
+        results.append(
+            {
+                "name": name,
+                "weight": weight,
+                "backoff": backoff,
+                "background": background,
+                "seconds": seconds,
+                "metrics": metrics,
+            }
+        )
     return {
         "model": str(args.model_name_or_path),
         "dataset": args.dataset,

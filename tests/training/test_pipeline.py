@@ -55,6 +55,9 @@ def test_pipeline_then_evaluate_and_recommend_scripts(shared_data_dir, tmp_path)
         transitions, splits["test"].select(range(40)), transitions=transitions, catalogue=catalogue
     )
     assert {"mrr@10", "coverage@10", "popularity_percentile@10"} <= set(saved["test"])
+    # the demo config also scores TIGER + the count prior, its weight chosen on validation, on the same test rows
+    fusion = saved["prior_fusion"]
+    assert set(fusion["validation"]) == {"0.5", "1.0", "2.0"} and fusion["test"]["num_examples"] == 40
     # TIGER's test metrics carry the seen / unseen split of the same rows
     test = saved["test"]
     assert test["seen_num_examples"] + test["unseen_num_examples"] == 40

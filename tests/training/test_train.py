@@ -319,3 +319,27 @@ def test_a_warm_start_adds_item_and_prefix_vectors(tiny_tokenizer, tmp_path):
     batch = tiny_tokenizer.batch_encode_histories(histories, targets=tiny_tokenizer.item_ids[7:9])
     with torch.no_grad():
         assert torch.equal(grown(**batch).logits, saved(**batch).logits)
+
+
+def test_prior_weights_are_chosen_on_validation_and_scored_once_on_test(ml100k, tiny_tokenizer, tmp_path):
+    sequences, _ = ml100k
+    events = []
+    dataset = {**sequences, "test": _AccessRecorder(sequences["test"], events)}
+    args, data_args = _three_step_run(tmp_path, batch_size=4, max_train_samples=32)
+    args.prior_weights, args.prior_backoff, args.generation_num_beams = [0.5, 3.0], 0.5, 10
+    data_args.max_eval_samples, data_args.max_test_samples = 60, 60
+    torch.manual_seed(0)
+    model = build_tiger_model(tiny_tokenizer, TigerModelArguments(**TINY_MODEL))
+    results = train_tiger(model, tiny_tokenizer, dataset, args, data_args, callbacks=[_EventRecorder(events)])
+    fusion = results["prior_fusion"]
+    assert set(fusion["validation"]) == {"0.5", "3.0"} and fusion["backoff"] == 0.5
+    assert fusion["validation"][str(fusion["weight"])] == max(fusion["validation"].values())
+    assert fusion["selected_on"] == "validation recall@10"
+    assert fusion["test"]["num_examples"] == 60 and "seen_recall@10" in fusion["test"]
+    predictions = [e for e in events if e[0] == "predict"]
+    assert len(predictions) == 2 + 2  # plain test, two validation weights, the chosen weight on test
+    # the fused test figures are TIGER + counts: on seen rows it recovers what the counts memorise
+    assert fusion["test"]["seen_recall@10"] > results["test"]["seen_recall@10"]
+    assert json.loads((tmp_path / "run" / "results.json").read_text())["prior_fusion"] == fusion
+    with pytest.raises(ValueError, match="prior_weights must be positive"):
+        TigerTrainingArguments(output_dir=str(tmp_path / "x"), prior_weights=[0.0], report_to="none")

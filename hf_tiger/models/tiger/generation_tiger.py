@@ -517,14 +517,16 @@ class TransitionPrior:
 
         Args:
             transitions (`Mapping[item, Mapping[item, int]]`): how often each item followed each item.
-            popularity (`Mapping[item, int]`): training popularity of each item.
+            popularity (`Mapping[item, int]` or `None`): training popularity of each item; `None` backs off to the
+                uniform distribution (the prior then only lifts the last item's successors and leaves the ranking of
+                every other item to TIGER).
             item_ids (`Sequence`): the catalogue's item ids, row order (`tokenizer.item_ids`). Items outside the
                 catalogue are ignored.
             weight (`float`), backoff (`float`): see the class.
         """
         row_of = {item: row for row, item in enumerate(item_ids)}
         pop = torch.zeros(len(item_ids))
-        for item, count in popularity.items():
+        for item, count in (popularity or {}).items():
             row = row_of.get(item)
             if row is not None:
                 pop[row] = float(count)
@@ -545,13 +547,20 @@ class TransitionPrior:
         return cls(ptr, rows, counts, pop, weight=weight, backoff=backoff)
 
     @classmethod
-    def from_recommender(cls, recommender, tokenizer, weight: float = 0.5, backoff: float = 1.0):
-        """The prior of a fitted `hf_tiger.baselines.LastItemTransitionRecommender`, over `tokenizer`'s catalogue."""
+    def from_recommender(
+        cls, recommender, tokenizer, weight: float = 0.5, backoff: float = 1.0, background: str = "popularity"
+    ):
+        """
+        The prior of a fitted `hf_tiger.baselines.LastItemTransitionRecommender`, over `tokenizer`'s catalogue.
+
+        `background` is what the counts back off to: `"popularity"` (its training popularity) or `"uniform"`.
+        """
         if not getattr(recommender, "is_fitted", False):
             raise RuntimeError("the transition recommender is not fitted: call fit(train_split) first")
-        return cls.from_counts(
-            recommender.transitions, recommender.popularity, tokenizer.item_ids, weight=weight, backoff=backoff
-        )
+        if background not in ("popularity", "uniform"):
+            raise ValueError(f"background must be 'popularity' or 'uniform', got {background!r}")
+        popularity = recommender.popularity if background == "popularity" else None
+        return cls.from_counts(recommender.transitions, popularity, tokenizer.item_ids, weight=weight, backoff=backoff)
 
     def check_catalogue(self, index: CatalogueIndex) -> None:
         if index.num_items != self.num_items:
