@@ -116,3 +116,24 @@ def test_prior_errors_name_the_problem():
         model.recommend([[tok.item_ids[0]]], tok, item_prior=prior, fast_beam_search=False)
     with pytest.raises(ValueError, match="successor_rows must be catalogue rows"):
         TransitionPrior(torch.tensor([0, 1, 1]), torch.tensor([5]), torch.tensor([1.0]), torch.ones(2))
+
+
+def test_a_uniform_background_leaves_items_without_counts_to_tiger():
+    tok = make_tokenizer(7, 36, levels=2, codebook=6)
+    model = make_model(tok, seed=7)
+    counts = LastItemTransitionRecommender().fit(
+        {"history": [[tok.item_ids[0]], [tok.item_ids[2]], [tok.item_ids[2]]], "target": [tok.item_ids[4]] * 3}
+    )
+    uniform = TransitionPrior.from_recommender(counts, tok, weight=3.0, backoff=1.0, background="uniform")
+    assert torch.allclose(uniform.popularity, torch.full((36,), 1 / 36))
+    popular = TransitionPrior.from_recommender(counts, tok, weight=3.0, backoff=1.0)
+    assert float(popular.popularity[4]) > float(popular.popularity[5])
+    # a last item without successors: the uniform prior is flat, TIGER's own ranking and relative scores remain
+    history = [[tok.item_ids[9]]]
+    plain, plain_scores = model.recommend(history, tok, top_k=8, return_scores=True)
+    fused, fused_scores = model.recommend(history, tok, top_k=8, return_scores=True, item_prior=uniform)
+    assert fused == plain
+    shift = [f - p for f, p in zip(fused_scores[0], plain_scores[0])]
+    assert shift == pytest.approx([3.0 * math.log(1 / 36) / tok.num_levels] * 8, abs=1e-5)
+    with pytest.raises(ValueError, match="background must be"):
+        TransitionPrior.from_recommender(counts, tok, background="flat")
