@@ -31,6 +31,13 @@ class RunArguments:
         default=None, metadata={"help": "Item-text encoder name (default: the one recorded in results.json)."}
     )
     no_item_text: bool = field(default=False, metadata={"help": "Do not include items.jsonl."})
+    transition_prior: bool | None = field(
+        default=None,
+        metadata={
+            "help": "Ship the training transition counts fused into the search (transition_prior.safetensors); "
+            "default: when the run chose a prior weight on validation (--prior_weights)."
+        },
+    )
 
 
 @dataclass
@@ -64,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         data_dir=run_args.data_dir,
         sentence_encoder=run_args.sentence_encoder,
         include_item_text=not run_args.no_item_text,
+        include_transition_prior=run_args.transition_prior,
     )
     card_kwargs = {"license": hub_args.license, "tags": hub_args.tags or None}
     if hub_args.save_dir is not None:

@@ -454,3 +454,67 @@ def test_minimal_repo_without_rqvae_or_item_text(tmp_path):
     assert [r["item_id"] for r in out] == full.recommend([[1, 2]], top_k=3)[0] and all("text" not in r for r in out)
     with pytest.raises(ValueError, match="RQ-VAE"):
         loaded.add_items([99], embeddings=torch.randn(1, EMBEDDING_DIM))
+
+
+# ---------------------------------------------------------------------------- the count prior shipped with the repo
+
+
+def test_a_recommender_ships_its_transition_prior(tmp_path, shared_data_dir):
+    from hf_tiger import TransitionPrior
+    from hf_tiger.baselines import LastItemTransitionRecommender
+    from hf_tiger.data import minilm_path
+
+    recommender = tiny_recommender(item_ids=range(1, 11))
+    ids = recommender.tokenizer.item_ids
+    counts = LastItemTransitionRecommender().fit(
+        {"history": [[ids[0]], [ids[0]], [ids[3]]], "target": [ids[5], ids[5], ids[8]]}
+    )
+    recommender.transition_prior = TransitionPrior.from_recommender(counts, recommender.tokenizer, weight=20.0)
+    files = recommender.save_pretrained(tmp_path / "repo")
+    assert "transition_prior.safetensors" in files
+    assert json.loads((tmp_path / "repo" / "hf_tiger.json").read_text())["transition_prior_file"] == (
+        "transition_prior.safetensors"
+    )
+    loaded = TigerRecommender.from_pretrained(tmp_path / "repo")
+    prior = loaded.transition_prior
+    assert prior.weight == 20.0 and prior.backoff == 1.0
+    assert prior.catalogue_fingerprint == recommender.tokenizer.catalogue_fingerprint()
+    for name in ("successor_ptr", "successor_rows", "successor_counts", "popularity_counts"):
+        assert torch.equal(getattr(prior, name), getattr(recommender.transition_prior, name)), name
+    # recommend() fuses the shipped prior by default; item_prior=None is TIGER alone
+    fused = loaded.recommend([[ids[2], ids[0]]], top_k=3)
+    assert fused == recommender.recommend([[ids[2], ids[0]]], top_k=3) and fused[0][0] == ids[5]
+    alone = loaded.recommend([[ids[2], ids[0]]], top_k=3, item_prior=None)
+    assert alone == loaded.model.recommend([[ids[2], ids[0]]], loaded.tokenizer, top_k=3)
+    # a prior over another catalogue, or a corrupt file, is refused with the reason
+    other = tiny_recommender(item_ids=range(1, 11))
+    other.transition_prior = TransitionPrior.from_recommender(counts, tiny_recommender(num_items=12).tokenizer)
+    with pytest.raises(ValueError, match="another catalogue"):
+        other.save_pretrained(tmp_path / "bad")
+    (tmp_path / "repo" / "transition_prior.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(ValueError, match="cannot read the transition prior"):
+        TigerRecommender.from_pretrained(tmp_path / "repo")
+
+    # a training run that chose a prior weight on validation ships the prior of its training split
+    run = make_training_run(tmp_path / "run", tiny_recommender(item_ids=range(1, 11)), str(minilm_path()))
+    (tmp_path / "run" / "results.json").write_text(
+        json.dumps({**run, "prior_fusion": {"weight": 0.5, "backoff": 2.0, "test": {}}})
+    )
+    from_run = TigerRecommender.from_training_run(tmp_path / "run", data_dir=shared_data_dir)
+    assert (from_run.transition_prior.weight, from_run.transition_prior.backoff) == (0.5, 2.0)
+    assert from_run.transition_prior.num_items == 10
+    assert TigerRecommender.from_training_run(tmp_path / "run", data_dir=shared_data_dir,
+                                              include_transition_prior=False).transition_prior is None
+    assert TigerRecommender.from_training_run(tmp_path / "run", data_dir=shared_data_dir,
+                                              include_item_text=False, include_transition_prior=False).items == {}
+
+
+def test_cold_start_items_join_the_prior_without_counts():
+    from hf_tiger import TransitionPrior
+
+    prior = TransitionPrior(torch.tensor([0, 2, 2]), torch.tensor([1, 0]), torch.tensor([3.0, 1.0]), torch.tensor([4.0, 1.0]))
+    grown = prior.with_catalogue_size(4)
+    assert grown.successor_ptr.tolist() == [0, 2, 2, 2, 2] and grown.popularity_counts.tolist() == [4.0, 1.0, 0.0, 0.0]
+    assert grown.num_items == 4 and grown.weight == prior.weight
+    with pytest.raises(ValueError, match="cannot shrink"):
+        grown.with_catalogue_size(3)

@@ -8,6 +8,7 @@ Layout (`save_pretrained` and `push_to_hub` produce the same files):
     rqvae/config.json, rqvae/model.safetensors, ...           the RQ-VAE (cold start)
     configuration_rqvae.py, modeling_rqvae.py                 its remote code, also at the root (see below)
     hf_tiger.json                                             sentence encoder, data set, catalogue fingerprint
+    transition_prior.safetensors                              the count prior fused into the search, when given
     items.jsonl                                               item id -> text (+ raw fields), when known
     results.json                                              test metrics and training config, when given
     README.md                                                 the model card
@@ -31,6 +32,7 @@ from .. import __version__
 from .. import pipelines as _pipelines
 from ..cold_start import add_items as _add_items
 from ..cold_start import portable_encoder_name
+from ..models.tiger.generation_tiger import TRANSITION_PRIOR_FILE, TransitionPrior
 from .model_card import create_model_card, load_results
 
 logger = logging.get_logger(__name__)
@@ -95,6 +97,8 @@ class TigerRecommender:
             with `item_id` (and `text`), e.g. the `datasets.Dataset` from `hf_tiger.data.load_items`.
         dataset_name (`str`, *optional*): data set id, e.g. `"amazon-p5/beauty"`.
         results (`dict`, *optional*): the run's `results.json` (test metrics, config, versions).
+        transition_prior ([`TransitionPrior`], *optional*): training transition counts that [`recommend`] fuses into
+            the beam search by default (`item_prior=None` turns it off for one call); saved with the recommender.
 
     Example:
 
@@ -115,8 +119,10 @@ class TigerRecommender:
         items: Any = None,
         dataset_name: str | None = None,
         results: Mapping[str, Any] | None = None,
+        transition_prior: Any = None,
     ):
         self.model = model
+        self.transition_prior = transition_prior
         self.tokenizer = tokenizer
         self.rqvae = rqvae
         self.sentence_encoder = portable_encoder_name(sentence_encoder)
@@ -131,7 +137,9 @@ class TigerRecommender:
         return self.items.get(item_id, {}).get("text")
 
     def recommend(self, histories: Sequence[Sequence[Any]], top_k: int = 10, **kwargs) -> Any:
-        """`model.recommend(histories, tokenizer=self.tokenizer, top_k=top_k, **kwargs)`."""
+        """`model.recommend(histories, tokenizer=self.tokenizer, top_k=top_k, **kwargs)`, with the recommender's
+        `transition_prior` fused into the search unless `item_prior` is passed (`None`: TIGER alone)."""
+        kwargs.setdefault("item_prior", self.transition_prior)
         return self.model.recommend(histories, tokenizer=self.tokenizer, top_k=top_k, **kwargs)
 
     def pipeline(self, **kwargs) -> _pipelines.NextItemRecommendationPipeline:
@@ -173,6 +181,8 @@ class TigerRecommender:
         semantic_ids = _add_items(
             self.model, self.tokenizer, self.rqvae, item_ids, texts=texts, embeddings=embeddings, encoder=encoder
         )
+        if self.transition_prior is not None:  # the new items have no transitions yet
+            self.transition_prior = self.transition_prior.with_catalogue_size(self.tokenizer.catalogue_size)
         for position, item_id in enumerate(item_ids):
             record = {"item_id": item_id, **{k: v for k, v in dict(records[position]).items() if k != "item_id"}}
             if texts is not None:
@@ -192,6 +202,17 @@ class TigerRecommender:
                 f"the RQ-VAE has {self.rqvae.config.num_levels} levels but the tokenizer expects "
                 f"{self.tokenizer.num_levels - 1} (plus the collision level)"
             )
+        prior = self.transition_prior
+        if prior is not None:
+            fingerprint = getattr(prior, "catalogue_fingerprint", None)
+            if prior.num_items != self.tokenizer.catalogue_size or (
+                fingerprint is not None and fingerprint != self.tokenizer.catalogue_fingerprint()
+            ):
+                raise ValueError(
+                    f"the transition prior was built for another catalogue ({prior.num_items} items) than the "
+                    f"tokenizer's ({self.tokenizer.catalogue_size} items): rebuild it with "
+                    "TransitionPrior.from_recommender(counts, tokenizer)"
+                )
 
     def hf_tiger_config(self) -> dict[str, Any]:
         """The content of `hf_tiger.json`."""
@@ -209,6 +230,7 @@ class TigerRecommender:
             "catalogue_fingerprint": self.tokenizer.catalogue_fingerprint(),
             "item_id_type": "str" if item_ids and isinstance(item_ids[0], str) else "int",
             "pipeline_task": _pipelines.TASK_NAME,
+            "transition_prior_file": TRANSITION_PRIOR_FILE if self.transition_prior is not None else None,
         }
 
     def model_card(self, repo_id: str, **kwargs) -> Any:
@@ -268,6 +290,8 @@ class TigerRecommender:
             order += [i for i in self.items if i not in set(order)]
             lines = [json.dumps(self.items[i], ensure_ascii=False, default=str) for i in order]
             _pipelines._write_atomic(directory / ITEMS_FILE_NAME, "\n".join(lines) + "\n")
+        if self.transition_prior is not None:
+            self.transition_prior.save_pretrained(directory, catalogue_fingerprint=self.tokenizer.catalogue_fingerprint())
         if self.results is not None:
             _pipelines._write_atomic(directory / RESULTS_FILE_NAME, json.dumps(self.results, indent=2, default=str) + "\n")
         card = self.model_card(repo_id or directory.resolve().name, **card_kwargs)
@@ -329,6 +353,9 @@ class TigerRecommender:
             )
         items_path = optional_file(meta.get("items_file") or ITEMS_FILE_NAME)
         results_path = optional_file(RESULTS_FILE_NAME)
+        prior_path = optional_file(meta["transition_prior_file"]) if meta.get("transition_prior_file") else None
+        if meta.get("transition_prior_file") and prior_path is None:
+            raise ValueError(f"{source} names {meta['transition_prior_file']} in {HF_TIGER_CONFIG_NAME} but lacks it")
         recommender = cls(
             model,
             tokenizer,
@@ -337,6 +364,7 @@ class TigerRecommender:
             items=_pipelines.read_item_records(items_path) if items_path else None,
             dataset_name=meta.get("dataset"),
             results=json.loads(Path(results_path).read_text(encoding="utf-8")) if results_path else None,
+            transition_prior=TransitionPrior.from_pretrained(prior_path) if prior_path else None,
         )
         recommender.check_consistency()
         return recommender
@@ -352,6 +380,7 @@ class TigerRecommender:
         data_dir: str | os.PathLike | None = None,
         sentence_encoder: str | None = None,
         include_item_text: bool = True,
+        include_transition_prior: bool | None = None,
     ) -> TigerRecommender:
         """Collect a finished training run (`scripts/train_tiger.py` / `scripts/run_pipeline.py`) into a recommender.
 
@@ -367,6 +396,10 @@ class TigerRecommender:
             data_dir (`str` or `os.PathLike`, *optional*): where the data set lives (for the item text).
             sentence_encoder (`str`, *optional*): defaults to the encoder recorded in `results.json`.
             include_item_text (`bool`, *optional*, defaults to `True`): load the item table (`items.jsonl`).
+            include_transition_prior (`bool`, *optional*): ship the training split's transition counts as the
+                recommender's `transition_prior`, with the weight and backoff the run chose on validation
+                (`results["prior_fusion"]`; weight 1 and backoff 1 when the run chose none). Defaults to `True` when
+                the run scored the fusion (`--prior_weights`).
 
         Returns:
             [`TigerRecommender`]
@@ -401,6 +434,19 @@ class TigerRecommender:
         if items is not None:
             known = set(tokenizer.item_ids)
             items = [record for record in items if record["item_id"] in known]
+        fusion = (results or {}).get("prior_fusion")
+        if include_transition_prior is None:
+            include_transition_prior = fusion is not None
+        prior = None
+        if include_transition_prior:
+            if dataset_name is None:
+                raise ValueError("the transition prior needs the data set name (dataset_name=...)")
+            from hf_tiger.baselines import LastItemTransitionRecommender
+            from hf_tiger.data import load_sequences
+
+            counts = LastItemTransitionRecommender().fit(load_sequences(dataset_name, data_dir=data_dir)["train"])
+            weight, backoff = (fusion["weight"], fusion["backoff"]) if fusion else (1.0, 1.0)
+            prior = TransitionPrior.from_recommender(counts, tokenizer, weight=weight, backoff=backoff)
         return cls(
             model,
             tokenizer,
@@ -409,6 +455,7 @@ class TigerRecommender:
             items=items,
             dataset_name=dataset_name,
             results=results,
+            transition_prior=prior,
         )
 
     def push_to_hub(

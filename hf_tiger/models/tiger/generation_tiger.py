@@ -433,6 +433,9 @@ def catalogue_index_for(
 # ======================================================================================================================
 
 
+TRANSITION_PRIOR_FILE = "transition_prior.safetensors"
+
+
 class TransitionPrior:
     r"""
     A first-order count prior over the catalogue, fused into the constrained beam search ("shallow fusion").
@@ -504,11 +507,12 @@ class TransitionPrior:
         if not math.isfinite(backoff) or backoff <= 0:
             raise ValueError(f"backoff must be a finite number > 0 (every item needs a non-zero prior), got {backoff}")
         self.successor_ptr, self.successor_rows, self.successor_counts = ptr, rows, counts
+        self.popularity_counts = popularity
         self.popularity = (popularity + 1.0) / (popularity.sum() + num_items)
         self.num_items = num_items
         self.weight = float(weight)
         self.backoff = float(backoff)
-        self.max_successors = int((ptr[1:] - ptr[:-1]).max()) if num_items else 0
+        self.catalogue_fingerprint: str | None = None
 
     @classmethod
     def from_counts(cls, transitions, popularity, item_ids, weight: float = 0.5, backoff: float = 1.0):
@@ -561,6 +565,82 @@ class TransitionPrior:
             raise ValueError(f"background must be 'popularity' or 'uniform', got {background!r}")
         popularity = recommender.popularity if background == "popularity" else None
         return cls.from_counts(recommender.transitions, popularity, tokenizer.item_ids, weight=weight, backoff=backoff)
+
+    def with_catalogue_size(self, num_items: int) -> TransitionPrior:
+        """The same prior over a catalogue grown to `num_items` rows (cold-start items: no counts, popularity 0)."""
+        if num_items < self.num_items:
+            raise ValueError(f"a catalogue of {self.num_items} rows cannot shrink to {num_items}")
+        extra = num_items - self.num_items
+        ptr = torch.cat((self.successor_ptr, self.successor_ptr[-1:].expand(extra)))
+        popularity = torch.cat((self.popularity_counts, torch.zeros(extra)))
+        return TransitionPrior(
+            ptr, self.successor_rows, self.successor_counts, popularity, weight=self.weight, backoff=self.backoff
+        )
+
+    def save_pretrained(self, save_directory: str | os.PathLike, catalogue_fingerprint: str | None = None) -> str:
+        """
+        Writes ``transition_prior.safetensors`` (the count tables; weight, backoff and the catalogue's fingerprint as
+        metadata) into `save_directory`, atomically. Returns the file's path.
+        """
+        from safetensors.torch import save_file
+
+        os.makedirs(save_directory, exist_ok=True)
+        path = os.path.join(save_directory, TRANSITION_PRIOR_FILE)
+        metadata = {
+            "format": "hf_tiger.transition_prior",
+            "version": "1",
+            "weight": repr(self.weight),
+            "backoff": repr(self.backoff),
+            "catalogue_fingerprint": catalogue_fingerprint or "",
+        }
+        tensors = {
+            "successor_ptr": self.successor_ptr,
+            "successor_rows": self.successor_rows,
+            "successor_counts": self.successor_counts,
+            "popularity_counts": self.popularity_counts,
+        }
+        temporary = f"{path}.{os.getpid()}.tmp"
+        try:
+            save_file({k: v.contiguous() for k, v in tensors.items()}, temporary, metadata=metadata)
+            os.replace(temporary, path)
+        finally:
+            if os.path.exists(temporary):
+                os.remove(temporary)
+        return path
+
+    @classmethod
+    def from_pretrained(cls, path: str | os.PathLike, **overrides) -> TransitionPrior:
+        """
+        Loads a prior written by [`~TransitionPrior.save_pretrained`] (a folder or the file itself); `weight=` /
+        `backoff=` override the saved ones. The catalogue fingerprint it was saved with is `catalogue_fingerprint`.
+        """
+        from safetensors import SafetensorError, safe_open
+
+        path = os.fspath(path)
+        if os.path.isdir(path):
+            path = os.path.join(path, TRANSITION_PRIOR_FILE)
+        try:
+            with safe_open(path, framework="pt") as handle:
+                metadata = handle.metadata() or {}
+                tensors = {key: handle.get_tensor(key) for key in handle.keys()}
+        except (SafetensorError, OSError) as error:
+            raise ValueError(f"cannot read the transition prior {path}: {error}") from error
+        needed = {"successor_ptr", "successor_rows", "successor_counts", "popularity_counts"}
+        if metadata.get("format") != "hf_tiger.transition_prior" or not needed <= set(tensors):
+            raise ValueError(
+                f"{path} is not a transition prior written by TransitionPrior.save_pretrained (format "
+                f"{metadata.get('format')!r}, tensors {sorted(tensors)})"
+            )
+        settings = {"weight": float(metadata["weight"]), "backoff": float(metadata["backoff"]), **overrides}
+        prior = cls(
+            tensors["successor_ptr"],
+            tensors["successor_rows"],
+            tensors["successor_counts"],
+            tensors["popularity_counts"],
+            **settings,
+        )
+        prior.catalogue_fingerprint = metadata.get("catalogue_fingerprint") or None
+        return prior
 
     def check_catalogue(self, index: CatalogueIndex) -> None:
         if index.num_items != self.num_items:
