@@ -498,11 +498,17 @@ def test_a_recommender_ships_its_transition_prior(tmp_path, shared_data_dir):
     # a training run that chose a prior weight on validation ships the prior of its training split
     run = make_training_run(tmp_path / "run", tiny_recommender(item_ids=range(1, 11)), str(minilm_path()))
     (tmp_path / "run" / "results.json").write_text(
-        json.dumps({**run, "prior_fusion": {"weight": 0.5, "backoff": 2.0, "test": {}}})
+        json.dumps({**run, "prior_fusion": {"weight": 0.5, "backoff": 2.0, "selected_on": "validation recall@10",
+                                             "test": {"recall@10": 0.375, "ndcg@10": 0.25}}})
     )
     from_run = TigerRecommender.from_training_run(tmp_path / "run", data_dir=shared_data_dir)
     assert (from_run.transition_prior.weight, from_run.transition_prior.backoff) == (0.5, 2.0)
     assert from_run.transition_prior.num_items == 10
+    card = str(from_run.model_card("org/tiger"))
+    assert "| Metric (TIGER + counts) | Value |" in card and "| Recall@10 | 0.3750 |" in card
+    assert "This repo ships the counts" in card and "weight\nchosen on validation recall@10" in card
+    plain_card = str(tiny_recommender(item_ids=range(1, 11)).model_card("org/tiger"))
+    assert "TIGER + counts" not in plain_card
     assert TigerRecommender.from_training_run(tmp_path / "run", data_dir=shared_data_dir,
                                               include_transition_prior=False).transition_prior is None
     assert TigerRecommender.from_training_run(tmp_path / "run", data_dir=shared_data_dir,

@@ -253,6 +253,7 @@ def create_model_card(
     license: str | None = None,
     tags: list[str] | None = None,
     template_path: str | os.PathLike | None = None,
+    has_transition_prior: bool = False,
 ) -> ModelCard:
     """Fill the `model_cards/` template for a TIGER recommender repo.
 
@@ -276,6 +277,8 @@ def create_model_card(
         tags (`list[str]`, *optional*): extra tags.
         template_path (`str` or `os.PathLike`, *optional*): Jinja template; defaults to
             [`default_template_path`].
+        has_transition_prior (`bool`, *optional*, defaults to `False`): whether the repo ships
+            `transition_prior.safetensors`; with `results["prior_fusion"]` the card shows the fused test figures.
 
     Returns:
         `huggingface_hub.ModelCard`: `str(card)` is the README.md text; `card.data.eval_results` holds the
@@ -339,4 +342,20 @@ def create_model_card(
         item_id_kind=item_id_kind,
         max_history=max_history,
         num_user_buckets=f"{num_user_buckets:,}",
+        fusion=_fusion_summary(results, has_prior=has_transition_prior),
     )
+
+
+def _fusion_summary(results: Mapping[str, Any], has_prior: bool) -> dict[str, Any] | None:
+    """The card's "with the count prior" block: the fused test figures a run chose on validation, if any."""
+    fusion = results.get("prior_fusion")
+    if not fusion or not isinstance(fusion.get("test"), Mapping):
+        return None
+    keys = [k for k in ("recall@5", "recall@10", "ndcg@5", "ndcg@10") if isinstance(fusion["test"].get(k), (int, float))]
+    return {
+        "weight": fusion.get("weight"),
+        "backoff": fusion.get("backoff"),
+        "selected_on": fusion.get("selected_on", "validation"),
+        "metrics": [(f"{_METRICS[k.split('@')[0]][0]}@{k.split('@')[1]}", float(fusion["test"][k])) for k in keys],
+        "shipped": has_prior,
+    }

@@ -251,6 +251,7 @@ class TigerRecommender:
             example_history=list(item_ids[:3]),
             item_id_kind="strings" if item_ids and isinstance(item_ids[0], str) else "integers",
             max_history=self.tokenizer.max_history,
+            has_transition_prior=self.transition_prior is not None,
             **kwargs,
         )
 
