@@ -137,6 +137,8 @@ class NextItemRecommendationPipeline(Pipeline):
         return_text (`bool`, *optional*, defaults to `True`): add `"text"` when item text is known.
         item_texts (`dict`, *optional*, construction only): item id -> text, overriding the repo's
             `items.jsonl`.
+        item_prior (`TransitionPrior`, *optional*, construction only): count prior fused into the search
+            (`hf_tiger.TransitionPrior`; `TigerRecommender.pipeline()` passes the repo's own).
 
     Example:
 
@@ -155,11 +157,12 @@ class NextItemRecommendationPipeline(Pipeline):
     _load_feature_extractor = False
     _load_video_processor = False
 
-    def __init__(self, *args, item_texts: Mapping[Any, str] | None = None, **kwargs):
+    def __init__(self, *args, item_texts: Mapping[Any, str] | None = None, item_prior: Any = None, **kwargs):
         super().__init__(*args, **kwargs)
         if self.tokenizer is None:
             raise ValueError("the next-item-recommendation pipeline needs the model's SemanticIDTokenizer")
         self._item_texts = dict(item_texts) if item_texts is not None else None
+        self.item_prior = item_prior
 
     def save_pretrained(self, save_directory: str | os.PathLike, **kwargs):
         """Save the model and tokenizer, plus this pipeline's code named in `config.json` (see
@@ -261,7 +264,13 @@ class NextItemRecommendationPipeline(Pipeline):
         if all(user_id is None for user_id in user_ids):
             user_ids = None
         items, scores = self.model.recommend(
-            histories, tokenizer=self.tokenizer, user_ids=user_ids, top_k=top_k, num_beams=num_beams, return_scores=True
+            histories,
+            tokenizer=self.tokenizer,
+            user_ids=user_ids,
+            top_k=top_k,
+            num_beams=num_beams,
+            return_scores=True,
+            **({} if self.item_prior is None else {"item_prior": self.item_prior}),
         )
         scores = [[float(s) for s in row] for row in scores]
         if not batched:

@@ -486,6 +486,8 @@ def test_a_recommender_ships_its_transition_prior(tmp_path, shared_data_dir):
     assert fused == recommender.recommend([[ids[2], ids[0]]], top_k=3) and fused[0][0] == ids[5]
     alone = loaded.recommend([[ids[2], ids[0]]], top_k=3, item_prior=None)
     assert alone == loaded.model.recommend([[ids[2], ids[0]]], loaded.tokenizer, top_k=3)
+    assert [r["item_id"] for r in loaded.pipeline()([ids[2], ids[0]], top_k=3)] == fused[0]
+    assert [r["item_id"] for r in loaded.pipeline(item_prior=None)([ids[2], ids[0]], top_k=3)] == alone[0]
     # a prior over another catalogue, or a corrupt file, is refused with the reason
     other = tiny_recommender(item_ids=range(1, 11))
     other.transition_prior = TransitionPrior.from_recommender(counts, tiny_recommender(num_items=12).tokenizer)

@@ -143,9 +143,11 @@ class TigerRecommender:
         return self.model.recommend(histories, tokenizer=self.tokenizer, top_k=top_k, **kwargs)
 
     def pipeline(self, **kwargs) -> _pipelines.NextItemRecommendationPipeline:
-        """A `"next-item-recommendation"` pipeline over this recommender (item text: a snapshot of `self.items`)."""
+        """A `"next-item-recommendation"` pipeline over this recommender (item text: a snapshot of `self.items`;
+        the `transition_prior` fused unless `item_prior=None` is passed)."""
         texts = {item_id: r["text"] for item_id, r in self.items.items() if r.get("text") is not None}
         kwargs.setdefault("device", self.model.device)
+        kwargs.setdefault("item_prior", self.transition_prior)
         return _pipelines.NextItemRecommendationPipeline(
             model=self.model, tokenizer=self.tokenizer, item_texts=texts, task=_pipelines.TASK_NAME, **kwargs
         )
