@@ -270,7 +270,7 @@ class NextItemRecommendationPipeline(Pipeline):
             top_k=top_k,
             num_beams=num_beams,
             return_scores=True,
-            **({} if self.item_prior is None else {"item_prior": self.item_prior}),
+            item_prior=self.item_prior,
         )
         scores = [[float(s) for s in row] for row in scores]
         if not batched:

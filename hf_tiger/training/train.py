@@ -320,8 +320,8 @@ def evaluate_split(
     with trainer.args.main_process_first(desc=f"tokenize {split_name}"):
         encoded = _tokenize(rows, tokenizer, data_args, split_name)
     order = length_order(encoded)
-    prior = {} if item_prior is None else {"item_prior": item_prior}
-    output = trainer.predict(encoded.select(order), metric_key_prefix=split_name, **prior)
+    # item_prior=None is dropped with the other unset generation settings (TigerTrainer._generation_kwargs)
+    output = trainer.predict(encoded.select(order), metric_key_prefix=split_name, item_prior=item_prior)
     metrics = dict(output.metrics)
     if transitions is not None and output.predictions is not None:
         generated = output.predictions[0] if isinstance(output.predictions, (tuple, list)) else output.predictions
@@ -346,9 +346,10 @@ def fuse_count_prior(trainer, dataset, tokenizer, data_args, training_args, tran
     metric = training_args.metric_for_best_model or "recall@10"
     metric = "recall@10" if metric in ("loss", "eval_loss") else metric.removeprefix("eval_")
     backoff = training_args.prior_backoff
+    counts = TransitionPrior.from_recommender(transitions, tokenizer, backoff=backoff)
     by_weight = {}
     for weight in training_args.prior_weights:
-        prior = TransitionPrior.from_recommender(transitions, tokenizer, weight=weight, backoff=backoff)
+        prior = counts.with_settings(weight=weight)
         scored = evaluate_split(
             trainer,
             dataset["validation"],
@@ -360,9 +361,15 @@ def fuse_count_prior(trainer, dataset, tokenizer, data_args, training_args, tran
         )
         by_weight[float(weight)] = scored[f"validation_{metric}"]
     weight = max(by_weight, key=lambda w: (by_weight[w], -w))  # ties: the smaller weight
-    prior = TransitionPrior.from_recommender(transitions, tokenizer, weight=weight, backoff=backoff)
     test = evaluate_split(
-        trainer, dataset["test"], tokenizer, data_args, "test", data_args.max_test_samples, transitions, prior
+        trainer,
+        dataset["test"],
+        tokenizer,
+        data_args,
+        "test",
+        data_args.max_test_samples,
+        transitions,
+        counts.with_settings(weight=weight),
     )
     return {
         "weight": weight,

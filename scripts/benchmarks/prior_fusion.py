@@ -99,10 +99,9 @@ def fusion_table(args: FusionArguments, model=None, tokenizer=None, splits=None)
         results.append({"name": name, "weight": None, "backoff": None, "background": None, "seconds": None, "metrics": metrics})
     settings = [(0.0, None, None)] if 0.0 in args.weights else []
     settings += [(w, b, g) for w in args.weights if w > 0 for b in args.backoffs for g in args.backgrounds]
+    tables = {g: TransitionPrior.from_recommender(counts, tokenizer, background=g) for g in args.backgrounds}
     for weight, backoff, background in settings:
-        prior = None
-        if weight > 0:
-            prior = TransitionPrior.from_recommender(counts, tokenizer, weight, backoff, background=background)
+        prior = None if weight == 0 else tables[background].with_settings(weight=weight, backoff=backoff)
         started = time.perf_counter()
         ranked = model.recommend(
             histories,

@@ -137,3 +137,16 @@ def test_a_uniform_background_leaves_items_without_counts_to_tiger():
     assert shift == pytest.approx([3.0 * math.log(1 / 36) / tok.num_levels] * 8, abs=1e-5)
     with pytest.raises(ValueError, match="background must be"):
         TransitionPrior.from_recommender(counts, tok, background="flat")
+
+
+def test_with_settings_shares_the_tables_and_keeps_the_fingerprint():
+    tok = make_tokenizer(8, 20, levels=2, codebook=5)
+    transitions, popularity = _counts(tok, seed=8)
+    prior = TransitionPrior.from_counts(transitions, popularity, tok.item_ids, weight=0.5, backoff=1.0)
+    prior.catalogue_fingerprint = tok.catalogue_fingerprint()
+    other = prior.with_settings(weight=2.0)
+    assert (other.weight, other.backoff) == (2.0, 1.0) and (prior.weight, prior.backoff) == (0.5, 1.0)
+    assert other.successor_rows is prior.successor_rows and other.catalogue_fingerprint == prior.catalogue_fingerprint
+    assert prior.with_settings(backoff=3.0).backoff == 3.0
+    with pytest.raises(ValueError, match="weight must be"):
+        prior.with_settings(weight=-1.0)

@@ -566,6 +566,19 @@ class TransitionPrior:
         popularity = recommender.popularity if background == "popularity" else None
         return cls.from_counts(recommender.transitions, popularity, tokenizer.item_ids, weight=weight, backoff=backoff)
 
+    def with_settings(self, weight: float | None = None, backoff: float | None = None) -> TransitionPrior:
+        """The same counts with another `weight` and/or `backoff` (the tables are shared, not rebuilt)."""
+        prior = TransitionPrior(
+            self.successor_ptr,
+            self.successor_rows,
+            self.successor_counts,
+            self.popularity_counts,
+            weight=self.weight if weight is None else weight,
+            backoff=self.backoff if backoff is None else backoff,
+        )
+        prior.catalogue_fingerprint = self.catalogue_fingerprint
+        return prior
+
     def with_catalogue_size(self, num_items: int) -> TransitionPrior:
         """The same prior over a catalogue grown to `num_items` rows (cold-start items: no counts, popularity 0)."""
         if num_items < self.num_items:
