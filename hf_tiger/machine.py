@@ -35,3 +35,22 @@ def matmul_peak(dtype: torch.dtype, repeats: int = 5, size: tuple[int, int, int]
     for _ in range(repeats):
         a @ b
     return 2 * m * k * n * repeats / (time.perf_counter() - started) / 1e9
+
+
+def align_accelerator_precision(args) -> None:
+    """Let a Trainer built with `args` start when an earlier one in this process used another mixed precision.
+
+    accelerate keeps one `AcceleratorState` per process and refuses a second `Accelerator` whose mixed precision
+    differs ("AcceleratorState has already been initialized and cannot be changed"). That happens in one process
+    that trains the RQ-VAE in fp32 and then TIGER in bf16, which is what the training script does on a CPU with
+    native bf16. The precision part of the state is dropped (the process/device part is kept), so the next
+    `Accelerator` sets it afresh; nothing is done when the precisions agree or no state exists yet.
+    """
+    from accelerate.state import AcceleratorState
+
+    if not AcceleratorState._shared_state:
+        return
+    wanted = "bf16" if getattr(args, "bf16", False) else "fp16" if getattr(args, "fp16", False) else "no"
+    current = str(AcceleratorState._shared_state.get("_mixed_precision", wanted))
+    if current != wanted:
+        AcceleratorState._reset_state(reset_partial_state=False)

@@ -16,8 +16,10 @@ def _base_args(folder, data_dir) -> list[str]:
 
 def test_throughput_table_on_cpu(shared_data_dir, tmp_path, capsys, monkeypatch):
     script = load_script(SCRIPT, monkeypatch)
+    # as on a CPU with native bf16: the fp32 settings must stay fp32 (the training script would switch to bf16)
+    monkeypatch.setenv("HF_TIGER_CPU_BF16", "1")
     base = _base_args(tiny_ml100k_tiger(tmp_path / "tiger"), shared_data_dir)
-    settings = ["bare", "trainer_random", "trainer_grouped", "default", "user_sequences"]
+    settings = ["bare", "trainer_random", "trainer_grouped", "default", "user_sequences", "bf16_user_sequences"]
     rows = script.main([*base, "--steps", "4", "--skip", "1", "--settings", *settings])
     printed = capsys.readouterr().out
     assert [row["setting"] for row in rows] == settings
@@ -27,9 +29,11 @@ def test_throughput_table_on_cpu(shared_data_dir, tmp_path, capsys, monkeypatch)
         assert row["examples_timed"] == 3 * 4  # steps 1..4 of batch 4
     # user sequences: whole windows per step (ML-100K: ~10 targets each), every target counted as an example
     assert rows[4]["examples_timed"] > 3 and rows[4]["examples_per_step"] == rows[4]["examples_timed"] / 3
+    assert [row["precision"] for row in rows] == ["fp32"] * 5 + ["bf16"]
+    assert rows[5]["examples_timed"] == rows[4]["examples_timed"]  # the same windows, in bf16
     # random batches are padded to their longest history; grouped batches are not wider
     assert rows[2]["mean_width"] <= rows[1]["mean_width"]
-    assert "| batch | setting | examples/s | vs bare |" in printed and "| 4 | bare |" in printed
+    assert "| batch | setting | precision | examples/s | vs bare |" in printed and "| 4 | bare | fp32 |" in printed
     assert "matmul peak fp32" in printed and "CPU bf16:" in printed
 
 

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from transformers import EvalPrediction, Seq2SeqTrainer, Trainer
 from transformers.utils import logging
 
+from ..machine import align_accelerator_precision
 from ..metrics import compute_recommendation_metrics, ranks_from_semantic_ids, semantic_id_lists
 
 logger = logging.get_logger(__name__)
@@ -90,6 +91,7 @@ class TigerTrainer(Seq2SeqTrainer):
     """
 
     def __init__(self, *args, **kwargs):
+        align_accelerator_precision(kwargs.get("args", args[1] if len(args) > 1 else None))
         super().__init__(*args, **kwargs)
         if self.compute_metrics is None:
             self.compute_metrics = RetrievalMetricsComputer(

@@ -21,7 +21,12 @@ tokenizer's catalogue and times `--steps` training steps per setting, from step 
 - `user_sequences`: `default` with a causal encoder (`causal_encoder=True`) trained on user sequences
   (`user_sequences=True`): one encoder pass per window of up to 21 items serves all its targets. A batch holds
   `round(batch_size / mean targets per window)` windows, so about `batch_size` examples (targets) per step;
-  examples/s counts the targets of the timed batches.
+  examples/s counts the targets of the timed batches;
+- `bf16_user_sequences`: `user_sequences` in bf16 mixed precision (the training script's choice on a CPU with AMX /
+  AVX512-BF16: `tiger_beauty_cpu.yaml` there).
+
+Every setting but the two `bf16_*` runs in fp32, also on a CPU where the training script would turn bf16 on by
+itself (`auto_cpu_bf16` is off here), so the rows compare precisions on the same machine.
 
 For each it prints examples/s, the mean padded input width, the achieved GFLOP/s (FLOPs of every timed batch
 counted with `torch.utils.flop_counter` at its shape) and the share of the machine's measured fp32 matmul peak
@@ -50,7 +55,16 @@ from hf_tiger.training import TigerModelArguments, TigerTrainingArguments
 from hf_tiger.training.data import TigerDataCollator, tokenize_split
 from hf_tiger.training.trainer import TigerTrainer
 
-SETTINGS = ("bare", "trainer_random", "trainer_grouped", "default", "bf16_grouped", "compile", "user_sequences")
+SETTINGS = (
+    "bare",
+    "trainer_random",
+    "trainer_grouped",
+    "default",
+    "bf16_grouped",
+    "compile",
+    "user_sequences",
+    "bf16_user_sequences",
+)
 
 
 @dataclass
@@ -194,7 +208,12 @@ def time_bare(tokenizer, train, batch_size: int, args: ThroughputArguments) -> d
         model(**batch).loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-    return {"seconds": time.perf_counter() - started, "shapes": collator.shapes, "steps": args.steps - args.skip}
+    return {
+        "seconds": time.perf_counter() - started,
+        "shapes": collator.shapes,
+        "steps": args.steps - args.skip,
+        "precision": "fp32",
+    }
 
 
 def time_trainer(tokenizer, train, batch_size: int, setting: str, args: ThroughputArguments) -> dict:
@@ -205,7 +224,7 @@ def time_trainer(tokenizer, train, batch_size: int, setting: str, args: Throughp
         args,
         attention_dropout_rate=None if old else args.attention_dropout_rate,
         plain_dropout=old,
-        causal_encoder=setting == "user_sequences",
+        causal_encoder=setting.endswith("user_sequences"),
     )
     collator = _ShapeRecorder(tokenizer.pad_token_id)
     timer = _StepTimer(args.skip)
@@ -216,7 +235,8 @@ def time_trainer(tokenizer, train, batch_size: int, setting: str, args: Throughp
             max_steps=args.steps,
             learning_rate=1e-3,
             use_cpu=not torch.cuda.is_available(),
-            bf16=setting == "bf16_grouped",
+            bf16=setting.startswith("bf16_"),
+            auto_cpu_bf16=False,
             torch_compile=setting == "compile",
             train_sampling_strategy="random" if setting == "trainer_random" else "group_by_length",
             dataloader_num_workers=args.dataloader_num_workers,
@@ -232,9 +252,10 @@ def time_trainer(tokenizer, train, batch_size: int, setting: str, args: Throughp
             model=model, args=training_args, train_dataset=train, data_collator=collator, callbacks=[timer]
         )
         trainer.train()
+        precision = "bf16" if training_args.bf16 else "fp32"
     # one batch per step, collated in step order (no workers, no accumulation); the timed steps are skip..steps-1
     shapes = collator.shapes[args.skip : args.skip + timer.steps]
-    return {"seconds": timer.stopped - timer.started, "shapes": shapes, "steps": timer.steps}
+    return {"seconds": timer.stopped - timer.started, "shapes": shapes, "steps": timer.steps, "precision": precision}
 
 
 def run(args: ThroughputArguments) -> list[dict]:
@@ -245,7 +266,7 @@ def run(args: ThroughputArguments) -> list[dict]:
     with tempfile.TemporaryDirectory() as cache_dir:
         train = tokenize_split(splits["train"], tokenizer, split_name="train", cache_dir=cache_dir)
         sequences = None
-        if "user_sequences" in args.settings:
+        if any(setting.endswith("user_sequences") for setting in args.settings):
             sequences = tokenize_split(
                 splits["train"], tokenizer, split_name="train", cache_dir=cache_dir, user_sequences=True
             )
@@ -255,7 +276,7 @@ def run(args: ThroughputArguments) -> list[dict]:
             for setting in args.settings:
                 if setting == "bare":
                     timed = time_bare(tokenizer, train, batch_size, args)
-                elif setting == "user_sequences":
+                elif setting.endswith("user_sequences"):
                     windows = max(1, round(batch_size / targets_per_window))
                     timed = time_trainer(tokenizer, sequences, windows, setting, args)
                 else:
@@ -267,6 +288,7 @@ def run(args: ThroughputArguments) -> list[dict]:
                     {
                         "batch_size": batch_size,
                         "setting": setting,
+                        "precision": timed["precision"],
                         "examples_per_second": examples / timed["seconds"],
                         "examples_per_step": examples / max(len(shapes), 1),
                         "mean_width": sum(shape[2] for shape in shapes) / max(len(shapes), 1),
@@ -280,13 +302,13 @@ def run(args: ThroughputArguments) -> list[dict]:
           f"{args.dataset} ({train.num_rows} rows); {device}; torch {torch.__version__}")
     print(f"CPU bf16: {support}; matmul peak fp32 {peaks['fp32']:.0f} GFLOP/s, bf16 {peaks['bf16']:.0f} GFLOP/s; "
           f"steps {args.skip}..{args.steps} timed; {platform.platform()}\n")
-    print("| batch | setting | examples/s | vs bare | examples/step | mean width | GFLOP/s | % of fp32 peak |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| batch | setting | precision | examples/s | vs bare | examples/step | mean width | GFLOP/s | % of fp32 peak |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for row in rows:
         bare = next((r for r in rows if r["setting"] == "bare" and r["batch_size"] == row["batch_size"]), None)
         ratio = f"{row['examples_per_second'] / bare['examples_per_second']:.2f}x" if bare else "-"
         print(
-            f"| {row['batch_size']} | {row['setting']} | {row['examples_per_second']:.0f} | {ratio} | "
+            f"| {row['batch_size']} | {row['setting']} | {row['precision']} | {row['examples_per_second']:.0f} | {ratio} | "
             f"{row['examples_per_step']:.1f} | {row['mean_width']:.1f} | {row['gflops']:.1f} | "
             f"{100 * row['gflops'] / peaks['fp32']:.0f}% |"
         )

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 from tiger_training_helpers import TINY_MODEL
-from transformers import EvalPrediction
+from transformers import EvalPrediction, TrainingArguments
 
 from hf_tiger.baselines import PopularityRecommender
 from hf_tiger.metrics import compute_recommendation_metrics, popularity_percentiles
@@ -200,6 +200,30 @@ def test_bf16_evaluation_decodes_under_autocast(ml100k, tiny_tokenizer, tmp_path
     assert metrics["eval_num_examples"] == 12 and 0.0 <= metrics["eval_recall@10"] <= 1.0
     assert dtypes and set(dtypes) == {torch.bfloat16}
     assert next(model.parameters()).dtype == torch.float32
+
+
+def test_trainers_of_different_precisions_in_one_process(tiny_tokenizer, tmp_path):
+    """The training script trains the RQ-VAE in fp32 and then TIGER in bf16 (on a CPU with native bf16) in one
+    process; accelerate's per-process state refused the second Trainer ("AcceleratorState has already been
+    initialized") before `align_accelerator_precision`."""
+    from accelerate.state import AcceleratorState
+
+    from hf_tiger import RQVAEConfig, RQVAEModel
+    from hf_tiger.models.rqvae.training_rqvae import RQVAETrainer
+
+    model = build_tiger_model(tiny_tokenizer, TigerModelArguments(**TINY_MODEL))
+    rqvae = RQVAEModel(RQVAEConfig(input_dim=6, hidden_dims=[12], latent_dim=4, codebook_size=8, num_levels=3))
+    try:
+        precisions = []
+        for bf16 in (False, True, False):
+            trainer = _loss_trainer(model, tiny_tokenizer, tmp_path, bf16=bf16)
+            precisions.append(trainer.accelerator.mixed_precision)
+        rqvae_args = TrainingArguments(output_dir=str(tmp_path / "rqvae"), use_cpu=True, report_to="none")
+        trainer = _loss_trainer(model, tiny_tokenizer, tmp_path, bf16=True)
+        precisions.append(RQVAETrainer(model=rqvae, args=rqvae_args).accelerator.mixed_precision)
+        assert precisions == ["no", "bf16", "no", "no"]
+    finally:
+        AcceleratorState._reset_state()
 
 
 def test_predictions_come_back_in_row_order_with_grouped_training_batches(ml100k, tiny_tokenizer, tmp_path):

@@ -17,6 +17,7 @@ import torch
 from transformers import Trainer, TrainerCallback, TrainingArguments
 from transformers.utils import logging
 
+from ...machine import align_accelerator_precision
 from .configuration_rqvae import RQVAEConfig
 from .modeling_rqvae import RQVAEModel
 
@@ -228,6 +229,10 @@ class RQVAETrainer(Trainer):
 
     The evaluation dataset must be an [`EmbeddingDataset`].
     """
+
+    def __init__(self, *args, **kwargs):
+        align_accelerator_precision(kwargs.get("args", args[1] if len(args) > 1 else None))
+        super().__init__(*args, **kwargs)
 
     def evaluate(
         self,
