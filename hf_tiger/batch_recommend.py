@@ -219,7 +219,7 @@ def recommend_to_files(
         output_format (`str`, *optional*, defaults to `"jsonl"`): `"jsonl"` or `"parquet"`; each record holds
             `user_id`, `items` (best first) and `scores`.
         model_name (`str`, *optional*): recorded in the manifest.
-        precision (`str`, *optional*, defaults to `"auto"`): `model.recommend`'s (bf16 on CPUs with native bf16).
+        precision (`str`, *optional*, defaults to `"auto"`): `model.recommend`'s (`"auto"` is fp32; `"bf16"` opts in).
 
     Returns:
         `dict` with `output` (the merged file, on every process), `num_users`, `num_shards`, and this process's

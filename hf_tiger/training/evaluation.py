@@ -94,6 +94,8 @@ def evaluate_saved_model(
             eval_strategy="no",
             save_strategy="no",
             load_best_model_at_end=False,
+            # score in fp32 as `model.recommend(precision="auto")` decodes, also on a CPU with native bf16
+            auto_cpu_bf16=False,
         )
         trainer = TigerTrainer(
             model=model,
