@@ -49,7 +49,7 @@ class RecommendArguments:
     batch_size: int | None = field(default=None, metadata={"help": "Histories per generate() call."})
     precision: str = field(
         default="auto",
-        metadata={"help": "auto (bf16 on CPUs with AMX / AVX512-BF16, else fp32), bf16 or fp32 (model.recommend)."},
+        metadata={"help": "auto or fp32 (exact fp32 lists), or bf16 (faster on AMX / AVX512-BF16, near-ties reordered)."},
     )
     use_user_tokens: bool | None = field(
         default=None, metadata={"help": "Pass user ids (default: as recorded in the run's results.json, else yes)."}
