@@ -51,6 +51,6 @@ def align_accelerator_precision(args) -> None:
     if not AcceleratorState._shared_state:
         return
     wanted = "bf16" if getattr(args, "bf16", False) else "fp16" if getattr(args, "fp16", False) else "no"
-    current = str(AcceleratorState._shared_state.get("_mixed_precision", wanted))
+    current = AcceleratorState._shared_state.get("_mixed_precision", wanted)
     if current != wanted:
         AcceleratorState._reset_state(reset_partial_state=False)

@@ -91,7 +91,6 @@ class TigerTrainer(Seq2SeqTrainer):
     """
 
     def __init__(self, *args, **kwargs):
-        align_accelerator_precision(kwargs.get("args", args[1] if len(args) > 1 else None))
         super().__init__(*args, **kwargs)
         if self.compute_metrics is None:
             self.compute_metrics = RetrievalMetricsComputer(
@@ -103,6 +102,11 @@ class TigerTrainer(Seq2SeqTrainer):
         self.model_accepts_loss_kwargs = True
 
     # ------------------------------------------------------------------------------------------------- training
+
+    def create_accelerator_and_postprocess(self):
+        # an earlier Trainer of this process may have set another mixed precision (fp32 RQ-VAE, then bf16 TIGER)
+        align_accelerator_precision(self.args)
+        super().create_accelerator_and_postprocess()
 
     def _set_signature_columns_if_needed(self):
         """The model's forward arguments, plus `history_ends`, the column the collator turns user-sequence

@@ -230,9 +230,10 @@ class RQVAETrainer(Trainer):
     The evaluation dataset must be an [`EmbeddingDataset`].
     """
 
-    def __init__(self, *args, **kwargs):
-        align_accelerator_precision(kwargs.get("args", args[1] if len(args) > 1 else None))
-        super().__init__(*args, **kwargs)
+    def create_accelerator_and_postprocess(self):
+        # an earlier Trainer of this process may have set another mixed precision (fp32 RQ-VAE, then bf16 TIGER)
+        align_accelerator_precision(self.args)
+        super().create_accelerator_and_postprocess()
 
     def evaluate(
         self,
