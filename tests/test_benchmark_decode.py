@@ -23,7 +23,7 @@ def test_decode_table_and_precisions_on_random_users(tmp_path, capsys, monkeypat
     for row in (fp32, bf16):
         assert row["users"] == 40 and row["users_per_second"] > 0 and row["gflops"] > 0
         assert 0 < row["peak_share"]
-    assert "| precision | computes in |" in printed and "matmul peak fp32" in printed and "bf16:" in printed
+    assert "| precision | batch | computes in |" in printed and "matmul peak fp32" in printed and "bf16:" in printed
 
 
 def test_decode_full_evaluation_of_a_saved_model_on_real_users(shared_data_dir, tmp_path, capsys, monkeypatch):
@@ -32,12 +32,16 @@ def test_decode_full_evaluation_of_a_saved_model_on_real_users(shared_data_dir, 
     result = script.main(
         ["--skip_table", "--model_name_or_path", str(folder), "--dataset", "ml-100k", "--data_dir",
          str(shared_data_dir), "--num_test_users", "30", "--num_beams", "10", "--flop_sample", "8",
-         "--precisions", "auto", "fp32"]
+         "--precisions", "auto", "fp32", "fp32@7"]
     )
     printed = capsys.readouterr().out
-    auto, fp32 = result["full_evaluation"]["rows"]
+    auto, fp32, rebatched = result["full_evaluation"]["rows"]
     # "auto" decodes in fp32 on every CPU, so both settings give the same lists
     assert auto["computes"] == "fp32" and fp32["same_top_k"] == 1.0
+    # PRECISION@BATCH: the same precision in batches of 7 (fp32's agreement with itself under another batching)
+    assert (rebatched["precision"], rebatched["batch_size"], auto["batch_size"]) == ("fp32", 7, 64)
+    assert rebatched["computes"] == "fp32" and rebatched["overlap"] > 0.9
+    assert "| fp32 | 7 | fp32 |" in printed
     assert result["full_evaluation"]["users"] == 30 and "ml-100k test users" in printed
     # a model trained without user tokens (the adopted recipes) decodes without user ids, in the table too
     plain = tmp_path / "plain"
@@ -58,5 +62,6 @@ def test_decode_full_evaluation_of_a_saved_model_on_real_users(shared_data_dir, 
          "--flop_sample", "4", "--precisions", "fp32", "--history_length", "3"]
     )
     assert len(result["rows"]) == 4 and result["full_evaluation"]["users"] == 12
-    with pytest.raises(ValueError, match="--precisions takes"):
-        script.main(["--skip_table", "--model_name_or_path", str(folder), "--precisions", "fp8"])
+    for bad in ("fp8", "fp32@0", "bf16@x"):
+        with pytest.raises(ValueError, match="--precisions takes"):
+            script.main(["--skip_table", "--model_name_or_path", str(folder), "--precisions", bad])

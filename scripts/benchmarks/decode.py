@@ -88,7 +88,9 @@ class DecodeBenchmarkArguments:
         default_factory=lambda: ["fp32", "bf16"],
         metadata={
             "help": "Full evaluation: recommend(precision=...) settings timed in turn; the first is the reference "
-            "of the top-10 agreement (auto = bf16 only on CPUs with AMX / AVX512-BF16)."
+            "of the top-10 agreement (auto = fp32 on every CPU). PRECISION@BATCH also sets the batch size, e.g. "
+            "`fp32 fp32@256 bf16`: the fp32@256 row shows how often fp32 agrees with itself when only the batching "
+            "changes (the floor of the agreement columns)."
         },
     )
     model_name_or_path: str | None = field(
@@ -332,6 +334,16 @@ def decode_flops_per_user(model, tok, histories, user_ids, args, precision: str,
     return counter.get_total_flops() / max(count, 1)
 
 
+def parse_setting(setting: str, default_batch_size: int) -> tuple[str, int]:
+    """`"fp32"` -> `("fp32", default_batch_size)`, `"bf16@256"` -> `("bf16", 256)`; a clear error otherwise."""
+    precision, _, batch = setting.partition("@")
+    if precision not in _PRECISIONS or (batch and (not batch.isdigit() or int(batch) < 1)):
+        raise ValueError(
+            f"--precisions takes auto, fp32 or bf16, each optionally @BATCH_SIZE (e.g. fp32@256), got {setting!r}"
+        )
+    return precision, int(batch) if batch else default_batch_size
+
+
 def full_evaluation(args: DecodeBenchmarkArguments, model, tok) -> dict:
     """`model.recommend` over all evaluation users once per `--precisions` setting: users/s, GFLOP/s against the
     matmul peak of the same run, and how many users get the same top-K as under the first setting."""
@@ -345,15 +357,16 @@ def full_evaluation(args: DecodeBenchmarkArguments, model, tok) -> dict:
     eval_batch_size = args.eval_batch_size or (64 if on_cpu else 256)
     peaks = {"fp32": matmul_peak(torch.float32), "bf16": matmul_peak(torch.bfloat16)} if on_cpu else {}
     rows, reference = [], None
-    for precision in args.precisions:
+    for setting in args.precisions:
+        precision, batch_size = parse_setting(setting, eval_batch_size)
         resolved = inference_autocast_dtype(model.device, model.dtype, precision)
         compute = "bf16" if resolved == torch.bfloat16 or model.dtype == torch.bfloat16 else "fp32"
-        flops = decode_flops_per_user(model, tok, histories, user_ids, args, precision, eval_batch_size)
+        flops = decode_flops_per_user(model, tok, histories, user_ids, args, precision, batch_size)
         synchronize(args.device)
         start = time.perf_counter()
         recommendations = model.recommend(
             histories, tokenizer=tok, user_ids=user_ids, top_k=args.top_k, num_beams=args.num_beams,
-            batch_size=eval_batch_size, precision=precision,
+            batch_size=batch_size, precision=precision,
         )
         synchronize(args.device)
         seconds = time.perf_counter() - start
@@ -366,7 +379,7 @@ def full_evaluation(args: DecodeBenchmarkArguments, model, tok) -> dict:
         gflops = flops * len(histories) / seconds / 1e9
         rows.append(
             dict(
-                precision=precision, computes=compute, users=len(histories), seconds=seconds,
+                precision=precision, batch_size=batch_size, computes=compute, users=len(histories), seconds=seconds,
                 users_per_second=len(histories) / seconds, gflops=gflops,
                 peak_share=gflops / peaks[compute] if peaks else None, same_top_k=same, same_set=same_set,
                 overlap=overlap,
@@ -376,19 +389,20 @@ def full_evaluation(args: DecodeBenchmarkArguments, model, tok) -> dict:
     source = f"{args.dataset} {args.split} users" if args.dataset else f"random {args.history_length}-item histories"
     print()
     print(
-        f"Full evaluation (model.recommend: tokenise + fast search + decode, batch {eval_batch_size}, {args.num_beams} "
+        f"Full evaluation (model.recommend: tokenise + fast search + decode, batch {eval_batch_size} unless named, "
+        f"{args.num_beams} "
         f"beams, top {args.top_k}): {len(histories):,} {source}; {name}, bf16: {support}"
         + (f"; matmul peak fp32 {peaks['fp32']:.0f} GFLOP/s, bf16 {peaks['bf16']:.0f} GFLOP/s" if peaks else "")
     )
     print(
-        f"| precision | computes in | seconds | users/s | GFLOP/s | % of that dtype's matmul peak | "
+        f"| precision | batch | computes in | seconds | users/s | GFLOP/s | % of that dtype's matmul peak | "
         f"same top-{args.top_k} as {args.precisions[0]} (order too) | same top-{args.top_k} items | items in common |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for row in rows:
         share = "-" if row["peak_share"] is None else f"{100 * row['peak_share']:.1f}%"
         print(
-            f"| {row['precision']} | {row['computes']} | {row['seconds']:.1f} | {row['users_per_second']:.0f} | "
+            f"| {row['precision']} | {row['batch_size']} | {row['computes']} | {row['seconds']:.1f} | {row['users_per_second']:.0f} | "
             f"{row['gflops']:.1f} | {share} | {100 * row['same_top_k']:.1f}% | {100 * row['same_set']:.1f}% | "
             f"{100 * row['overlap']:.1f}% |"
         )
@@ -416,9 +430,10 @@ def main(argv=None) -> dict:
     else:
         tok = build_tokenizer(args)
         model = build_model(tok, args)
-    unknown = sorted(set(args.precisions) - set(_PRECISIONS))
-    if unknown or not args.precisions:
-        raise ValueError(f"--precisions takes auto, fp32 and bf16, got {args.precisions}")
+    if not args.precisions:
+        raise ValueError("--precisions needs at least one setting (auto, fp32 or bf16, optionally @BATCH_SIZE)")
+    for setting in args.precisions:
+        parse_setting(setting, 1)
     num_parameters = sum(p.numel() for p in model.parameters())
     device_name = (
         torch.cuda.get_device_name() if args.device.startswith("cuda") else f"CPU x{torch.get_num_threads()}"
