@@ -54,3 +54,12 @@ def align_accelerator_precision(args) -> None:
     current = AcceleratorState._shared_state.get("_mixed_precision", wanted)
     if current != wanted:
         AcceleratorState._reset_state(reset_partial_state=False)
+
+
+class PrecisionAlignedTrainerMixin:
+    """Mixed into a `transformers.Trainer` subclass (listed first): [`align_accelerator_precision`] runs where the
+    Trainer creates its `Accelerator`, so fp32 and bf16 Trainers can follow each other in one process."""
+
+    def create_accelerator_and_postprocess(self):
+        align_accelerator_precision(self.args)
+        super().create_accelerator_and_postprocess()

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from transformers import EvalPrediction, Seq2SeqTrainer, Trainer
 from transformers.utils import logging
 
-from ..machine import align_accelerator_precision
+from ..machine import PrecisionAlignedTrainerMixin
 from ..metrics import compute_recommendation_metrics, ranks_from_semantic_ids, semantic_id_lists
 
 logger = logging.get_logger(__name__)
@@ -71,7 +71,7 @@ class RetrievalMetricsComputer:
         return metrics
 
 
-class TigerTrainer(Seq2SeqTrainer):
+class TigerTrainer(PrecisionAlignedTrainerMixin, Seq2SeqTrainer):
     """`Seq2SeqTrainer` whose evaluation generates ranked items with TIGER's trie-constrained beam search.
 
     Differences from `Seq2SeqTrainer`, each fixing a way to get retrieval metrics wrong:
@@ -102,11 +102,6 @@ class TigerTrainer(Seq2SeqTrainer):
         self.model_accepts_loss_kwargs = True
 
     # ------------------------------------------------------------------------------------------------- training
-
-    def create_accelerator_and_postprocess(self):
-        # an earlier Trainer of this process may have set another mixed precision (fp32 RQ-VAE, then bf16 TIGER)
-        align_accelerator_precision(self.args)
-        super().create_accelerator_and_postprocess()
 
     def _set_signature_columns_if_needed(self):
         """The model's forward arguments, plus `history_ends`, the column the collator turns user-sequence

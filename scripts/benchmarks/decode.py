@@ -334,17 +334,18 @@ def decode_flops_per_user(model, tok, histories, user_ids, args, precision: str,
     return counter.get_total_flops() / max(count, 1)
 
 
-def parse_setting(setting: str, default_batch_size: int) -> tuple[str, int]:
-    """`"fp32"` -> `("fp32", default_batch_size)`, `"bf16@256"` -> `("bf16", 256)`; a clear error otherwise."""
+def parse_setting(setting: str) -> tuple[str, int | None]:
+    """`"fp32"` -> `("fp32", None)` (the default batch size), `"bf16@256"` -> `("bf16", 256)`; a clear error
+    otherwise."""
     precision, _, batch = setting.partition("@")
     if precision not in _PRECISIONS or (batch and (not batch.isdigit() or int(batch) < 1)):
         raise ValueError(
             f"--precisions takes auto, fp32 or bf16, each optionally @BATCH_SIZE (e.g. fp32@256), got {setting!r}"
         )
-    return precision, int(batch) if batch else default_batch_size
+    return precision, int(batch) if batch else None
 
 
-def full_evaluation(args: DecodeBenchmarkArguments, model, tok) -> dict:
+def full_evaluation(args: DecodeBenchmarkArguments, model, tok, settings: list[tuple[str, int | None]]) -> dict:
     """`model.recommend` over all evaluation users once per `--precisions` setting: users/s, GFLOP/s against the
     matmul peak of the same run, and how many users get the same top-K as under the first setting."""
     use_user_tokens = tok.num_user_buckets > 0 and model.config.num_user_buckets > 0
@@ -357,8 +358,8 @@ def full_evaluation(args: DecodeBenchmarkArguments, model, tok) -> dict:
     eval_batch_size = args.eval_batch_size or (64 if on_cpu else 256)
     peaks = {"fp32": matmul_peak(torch.float32), "bf16": matmul_peak(torch.bfloat16)} if on_cpu else {}
     rows, reference = [], None
-    for setting in args.precisions:
-        precision, batch_size = parse_setting(setting, eval_batch_size)
+    for precision, batch_size in settings:
+        batch_size = batch_size or eval_batch_size
         resolved = inference_autocast_dtype(model.device, model.dtype, precision)
         compute = "bf16" if resolved == torch.bfloat16 or model.dtype == torch.bfloat16 else "fp32"
         flops = decode_flops_per_user(model, tok, histories, user_ids, args, precision, batch_size)
@@ -390,8 +391,7 @@ def full_evaluation(args: DecodeBenchmarkArguments, model, tok) -> dict:
     print()
     print(
         f"Full evaluation (model.recommend: tokenise + fast search + decode, batch {eval_batch_size} unless named, "
-        f"{args.num_beams} "
-        f"beams, top {args.top_k}): {len(histories):,} {source}; {name}, bf16: {support}"
+        f"{args.num_beams} beams, top {args.top_k}): {len(histories):,} {source}; {name}, bf16: {support}"
         + (f"; matmul peak fp32 {peaks['fp32']:.0f} GFLOP/s, bf16 {peaks['bf16']:.0f} GFLOP/s" if peaks else "")
     )
     print(
@@ -402,8 +402,8 @@ def full_evaluation(args: DecodeBenchmarkArguments, model, tok) -> dict:
     for row in rows:
         share = "-" if row["peak_share"] is None else f"{100 * row['peak_share']:.1f}%"
         print(
-            f"| {row['precision']} | {row['batch_size']} | {row['computes']} | {row['seconds']:.1f} | {row['users_per_second']:.0f} | "
-            f"{row['gflops']:.1f} | {share} | {100 * row['same_top_k']:.1f}% | {100 * row['same_set']:.1f}% | "
+            f"| {row['precision']} | {row['batch_size']} | {row['computes']} | {row['seconds']:.1f} | "
+            f"{row['users_per_second']:.0f} | {row['gflops']:.1f} | {share} | {100 * row['same_top_k']:.1f}% | {100 * row['same_set']:.1f}% | "
             f"{100 * row['overlap']:.1f}% |"
         )
     return dict(rows=rows, peaks=peaks, users=len(histories), seconds=rows[0]["seconds"] if rows else None)
@@ -432,8 +432,7 @@ def main(argv=None) -> dict:
         model = build_model(tok, args)
     if not args.precisions:
         raise ValueError("--precisions needs at least one setting (auto, fp32 or bf16, optionally @BATCH_SIZE)")
-    for setting in args.precisions:
-        parse_setting(setting, 1)
+    settings = [parse_setting(setting) for setting in args.precisions]
     num_parameters = sum(p.numel() for p in model.parameters())
     device_name = (
         torch.cuda.get_device_name() if args.device.startswith("cuda") else f"CPU x{torch.get_num_threads()}"
@@ -491,7 +490,7 @@ def main(argv=None) -> dict:
 
     full = None
     if not args.skip_full_eval:
-        full = full_evaluation(args, model, tok)
+        full = full_evaluation(args, model, tok, settings)
     print(f"load average at the end: {load_average()}")
     return dict(rows=rows, full_evaluation=full)
 

@@ -17,7 +17,7 @@ import torch
 from transformers import Trainer, TrainerCallback, TrainingArguments
 from transformers.utils import logging
 
-from ...machine import align_accelerator_precision
+from ...machine import PrecisionAlignedTrainerMixin
 from .configuration_rqvae import RQVAEConfig
 from .modeling_rqvae import RQVAEModel
 
@@ -222,18 +222,13 @@ def plot_code_usage(
     return path
 
 
-class RQVAETrainer(Trainer):
+class RQVAETrainer(PrecisionAlignedTrainerMixin, Trainer):
     r"""
     A [`~transformers.Trainer`] whose evaluation computes [`compute_rqvae_metrics`] on the evaluation items
     (reconstruction error, per-level code usage and perplexity, collisions) instead of only the loss.
 
     The evaluation dataset must be an [`EmbeddingDataset`].
     """
-
-    def create_accelerator_and_postprocess(self):
-        # an earlier Trainer of this process may have set another mixed precision (fp32 RQ-VAE, then bf16 TIGER)
-        align_accelerator_precision(self.args)
-        super().create_accelerator_and_postprocess()
 
     def evaluate(
         self,
