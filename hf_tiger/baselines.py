@@ -7,6 +7,9 @@ splits with the same metric code. Two are provided:
 - [`LastItemTransitionRecommender`]: the items that most often followed the history's last item in the training
   rows (a first-order Markov chain fitted by counting), back-filled with the popular items.
 
+A third, [`ItemNeighboursRecommender`], ranks the items nearest to the history's last item in an item-embedding space
+(e.g. the item-text embeddings of stage 1): how far item similarity alone goes, without any sequence model.
+
 Both fit on the `train` split of [`hf_tiger.data.load_sequences`] only (every prefix of `s[:-2]`), rank the whole
 catalogue seen in training, and, like TIGER's constrained beam search, do not remove items already in the history.
 [`evaluate_recommender`] scores a split with [`hf_tiger.metrics.compute_recommendation_metrics`], as TIGER is
@@ -41,6 +44,7 @@ import numpy as np
 from .metrics import compute_recommendation_metrics, popularity_percentiles
 
 __all__ = [
+    "ItemNeighboursRecommender",
     "LastItemTransitionRecommender",
     "PopularityRecommender",
     "baseline_metrics",
@@ -243,6 +247,74 @@ class LastItemTransitionRecommender(PopularityRecommender):
                     ranked.append(item)
                     if len(ranked) == k:
                         break
+        return ranked
+
+
+class ItemNeighboursRecommender(PopularityRecommender):
+    """Ranks items by cosine similarity to the history's last item in a given item-embedding space.
+
+    The last item itself is left out; equal similarities within the top `k` keep catalogue order. A history whose last item has no
+    embedding (or a zero one, such as an item without training pairs in collaborative vectors) gets the popular
+    items, as do the slots left when fewer than `k` other items are embedded. `fit` counts the training targets for
+    that fallback only.
+
+    Args:
+        embeddings (array of shape `(len(item_ids), dim)`): one vector per item.
+        item_ids (`Sequence`): the items, in the rows' order (unique).
+    """
+
+    def __init__(self, embeddings: Any, item_ids: Sequence[Hashable]):
+        super().__init__()
+        vectors = np.asarray(embeddings, dtype=np.float32)
+        item_ids = list(item_ids)
+        if vectors.ndim != 2 or vectors.shape[0] != len(item_ids):
+            raise ValueError(f"embeddings must be [num_items={len(item_ids)}, dim], got {list(vectors.shape)}")
+        self.item_ids = item_ids
+        self._index = {item: row for row, item in enumerate(item_ids)}
+        if len(self._index) != len(item_ids):
+            raise ValueError("item_ids must be unique")
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        self._unit = np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0)
+        self._embedded = norms.ravel() > 0
+
+    def cross_entropy(self, *args, **kwargs) -> float:
+        raise NotImplementedError("ItemNeighboursRecommender ranks items; it defines no probability to score")
+
+    def recommend_one(self, history: Sequence[Hashable], k: int = 10) -> list[Hashable]:
+        return self.recommend([history], k=k)[0]
+
+    def recommend(
+        self, histories: Iterable[Sequence[Hashable]], k: int = 10, batch_size: int = 1024
+    ) -> list[list[Hashable]]:
+        self._check(k)
+        k = int(k)
+        histories = list(histories)
+        rows = [self._index.get(history[-1], -1) if len(history) else -1 for history in histories]
+        ranked: list[list[Hashable]] = [[] for _ in histories]
+        usable = [i for i, row in enumerate(rows) if row >= 0 and self._embedded[row]]
+        take = min(k, len(self.item_ids) - 1)  # every item but the last one itself
+        for start in range(0, len(usable) if take > 0 else 0, batch_size):
+            chunk = usable[start : start + batch_size]
+            sources = np.asarray([rows[i] for i in chunk])
+            similarity = self._unit[sources] @ self._unit.T
+            similarity[:, ~self._embedded] = -np.inf
+            similarity[np.arange(len(chunk)), sources] = -np.inf
+            top = np.argpartition(-similarity, take - 1, axis=1)[:, :take]
+            for position, i in enumerate(chunk):
+                candidates = top[position]
+                scores = similarity[position, candidates]
+                order = np.lexsort((candidates, -scores))  # by similarity, then catalogue order
+                ranked[i] = [
+                    self.item_ids[c] for c in candidates[order] if np.isfinite(similarity[position, c])
+                ]
+        for items in ranked:
+            if len(items) < k:
+                listed = set(items)
+                for item in self._ranking:
+                    if item not in listed:
+                        items.append(item)
+                        if len(items) == k:
+                            break
         return ranked
 
 

@@ -139,7 +139,9 @@ def add_items(
         item_ids (`Sequence[int | str]`): ids of the new items (same kind as the catalogue's).
         texts (`Sequence[str]`, *optional*): item texts; embedded with `encoder`.
         embeddings (`torch.Tensor` / array of shape `(len(item_ids), rqvae.config.input_dim)`, *optional*):
-            precomputed embeddings (from the catalogue's sentence encoder). Give `texts` or `embeddings`.
+            precomputed embeddings (from the catalogue's sentence encoder). Give `texts` or `embeddings`. For an
+            RQ-VAE with collaborative dimensions (`rqvae.config.collaborative_dim`), text embeddings alone are
+            completed with zeros there (a new item has no interactions).
         encoder (*optional*): see [`embed_texts`]; required with `texts`.
         batch_size (`int`, *optional*, defaults to 64): encoder batch size.
 
@@ -177,9 +179,23 @@ def add_items(
         raise ValueError(
             f"embeddings must have shape ({len(item_ids)}, {rqvae.config.input_dim}), got {tuple(embeddings.shape)}"
         )
+    collaborative_dim = int(getattr(rqvae.config, "collaborative_dim", 0))
+    text_dim = rqvae.config.input_dim - collaborative_dim
+    if collaborative_dim and embeddings.shape[1] == text_dim:
+        # a new item has no interactions: its text embedding (unit length, as in stage 1) and zero collaborative part
+        from hf_tiger.data import combine_item_embeddings
+
+        zeros = np.zeros((len(item_ids), collaborative_dim), dtype=np.float32)
+        embeddings = torch.from_numpy(combine_item_embeddings(embeddings.float().cpu().numpy(), zeros))
     if embeddings.shape[1] != rqvae.config.input_dim:
+        expected = (
+            f"{text_dim} (text; the RQ-VAE appends its {collaborative_dim} collaborative dimensions) or "
+            f"{rqvae.config.input_dim}"
+            if collaborative_dim
+            else f"{rqvae.config.input_dim}"
+        )
         raise ValueError(
-            f"embeddings have width {embeddings.shape[1]} but the RQ-VAE expects {rqvae.config.input_dim}: "
+            f"embeddings have width {embeddings.shape[1]} but the RQ-VAE expects {expected}: "
             "embed the new items with the catalogue's sentence encoder"
         )
     was_training = rqvae.training

@@ -4,10 +4,12 @@ import json
 import math
 from collections import Counter
 
+import numpy as np
 import pytest
 from hub_helpers import load_script, tiny_ml100k_tiger
 
 from hf_tiger.baselines import (
+    ItemNeighboursRecommender,
     LastItemTransitionRecommender,
     PopularityRecommender,
     evaluate_recommender,
@@ -332,3 +334,42 @@ def test_evaluate_recommender_beyond_accuracy_metrics_by_hand():
     assert both["last_item_transitions"]["mrr@2"] == pytest.approx((1 / 2 + 1 / 2) / 2)
     assert both["last_item_transitions"]["popularity_percentile@2"] == pytest.approx((1.0 + 0.8 + 0.8 + 0.6) / 4)
     assert "seen_recall@2" in both["most_popular"]
+
+
+def test_item_neighbours_rank_by_similarity_to_the_last_item():
+    # a, b, c along one direction (b closest to a), d opposite, e zero (no vector)
+    vectors = np.array([[1.0, 0.0], [0.9, 0.1], [0.5, 0.5], [-1.0, 0.0], [0.0, 0.0]])
+    model = ItemNeighboursRecommender(vectors, ["a", "b", "c", "d", "e"]).fit(TRAIN)
+    assert model.recommend_one(["x", "a"], k=3) == ["b", "c", "d"]  # never the last item itself
+    assert model.recommend_one(["d"], k=2) == ["c", "b"]
+    # every other embedded item, then the popular ones not listed (e has no vector: only as a fallback)
+    assert model.recommend_one(["a"], k=5) == ["b", "c", "d", "e"]
+    assert model.recommend_one(["e"], k=2) == ["b", "c"]  # zero vector: popularity
+    assert model.recommend_one(["unknown"], k=2) == ["b", "c"]
+    assert model.recommend([["a"], ["d"], []], k=1) == [["b"], ["c"], ["b"]]
+    with pytest.raises(ValueError, match="embeddings must be"):
+        ItemNeighboursRecommender(vectors[:2], ["a", "b", "c"])
+    with pytest.raises(ValueError, match="unique"):
+        ItemNeighboursRecommender(vectors[:2], ["a", "a"])
+    with pytest.raises(RuntimeError, match="not fitted"):
+        ItemNeighboursRecommender(vectors, list("abcde")).recommend_one(["a"])
+    with pytest.raises(NotImplementedError):
+        model.cross_entropy(TRAIN)
+
+
+def test_benchmark_neighbour_rows(shared_data_dir, capsys, monkeypatch):
+    script = load_script("benchmarks/baselines.py", monkeypatch)
+    rows = script.main(
+        ["--data_dir", str(shared_data_dir), "--dataset", "ml-100k", "--neighbours", "collaborative"]
+        + ["--collaborative_dim", "16"]
+    )
+    printed = capsys.readouterr().out
+    row = rows[2]
+    assert row["model"] == "last-item collaborative neighbours"
+    for split in ("validation", "test"):
+        parts = row["by_transition"][split]
+        overall = sum(p["num_examples"] * p["recall@10"] for p in parts.values()) / 943
+        assert overall == pytest.approx(row[split]["recall@10"])
+    assert "| last-item collaborative neighbours | validation |" in printed
+    with pytest.raises(ValueError, match="--neighbours takes text and/or collaborative"):
+        script.main(["--data_dir", str(shared_data_dir), "--dataset", "ml-100k", "--neighbours", "image"])

@@ -7,6 +7,7 @@ Readers: P5-format folders (`amazon-p5/beauty`, `amazon-p5/sports`, ...), raw Am
 from ._io import DataFormatError, InteractionData
 from .amazon_2014 import read_amazon_2014
 from .amazon_p5 import read_amazon_p5
+from .collaborative import collaborative_item_embeddings, combine_item_embeddings, cooccurrence_counts
 from .download import cache_root, resolve_data_dir
 from .embeddings import (
     ENCODER_PRESETS,
@@ -43,6 +44,9 @@ __all__ = [
     "DataFormatError",
     "InteractionData",
     "cache_root",
+    "collaborative_item_embeddings",
+    "combine_item_embeddings",
+    "cooccurrence_counts",
     "dataset_statistics",
     "ENCODER_PRESETS",
     "assemble_split_zip",

@@ -224,7 +224,12 @@ class TigerRecommender:
             "version": LAYOUT_VERSION,
             "hf_tiger_version": __version__,
             "sentence_encoder": self.sentence_encoder,
-            "embedding_dim": int(self.rqvae.config.input_dim) if self.rqvae is not None else None,
+            # the sentence encoder's width (the RQ-VAE appends its collaborative dimensions itself at cold start)
+            "embedding_dim": (
+                int(self.rqvae.config.input_dim - getattr(self.rqvae.config, "collaborative_dim", 0))
+                if self.rqvae is not None
+                else None
+            ),
             "dataset": self.dataset_name,
             "rqvae_subfolder": RQVAE_SUBFOLDER if self.rqvae is not None else None,
             "items_file": ITEMS_FILE_NAME if self.items else None,

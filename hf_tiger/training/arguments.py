@@ -106,6 +106,19 @@ class SemanticIDArguments:
         default=False,
         metadata={"help": "Standardize the item embeddings per dimension (zero mean, unit variance) in the RQ-VAE."},
     )
+    collaborative_dim: int = field(
+        default=0,
+        metadata={
+            "help": "Width of the collaborative item vectors appended to the text embeddings before the RQ-VAE "
+            "(hf_tiger.data.collaborative_item_embeddings: PPMI + SVD of the training rows' item pairs); 0 = text only."
+        },
+    )
+    collaborative_window: int = field(
+        default=3, metadata={"help": "Item pairs up to this many positions apart count as co-occurring."}
+    )
+    collaborative_weight: float = field(
+        default=1.0, metadata={"help": "Norm of the collaborative part against the unit-length text embedding."}
+    )
     rqvae_num_train_epochs: float = field(default=150, metadata={"help": "RQ-VAE training epochs."})
     rqvae_batch_size: int = field(default=1024, metadata={"help": "RQ-VAE batch size."})
     rqvae_learning_rate: float = field(default=1e-3, metadata={"help": "RQ-VAE learning rate."})
@@ -120,6 +133,11 @@ class SemanticIDArguments:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.num_user_buckets < 0:
             raise ValueError(f"num_user_buckets must be >= 0, got {self.num_user_buckets}")
+        if self.collaborative_dim < 0 or self.collaborative_window < 1 or self.collaborative_weight < 0:
+            raise ValueError(
+                "collaborative_dim must be >= 0, collaborative_window >= 1 and collaborative_weight >= 0, got "
+                f"{self.collaborative_dim}, {self.collaborative_window}, {self.collaborative_weight}"
+            )
 
 
 @dataclass

@@ -52,10 +52,13 @@ def build_semantic_ids(
     data_args: DataArguments,
     output_dir: str | Path,
     seed: int = 42,
+    train=None,
 ) -> tuple[Any, dict[str, Any]]:
     """Stage 1: embed item text, train (or load) the RQ-VAE, and build the semantic-ID tokenizer.
 
-    Saves the RQ-VAE to `output_dir/rqvae` and the tokenizer to `output_dir/tokenizer`.
+    Saves the RQ-VAE to `output_dir/rqvae` and the tokenizer to `output_dir/tokenizer`. With
+    `semantic_args.collaborative_dim > 0` the RQ-VAE codes the text embedding and a collaborative vector per item
+    built from the training rows (`hf_tiger.data.collaborative_item_embeddings`).
 
     Args:
         items (`datasets.Dataset`): `load_items` output (`item_id`, `text`).
@@ -63,6 +66,8 @@ def build_semantic_ids(
         data_args ([`DataArguments`]): `max_history` for the tokenizer.
         output_dir (`str` or `Path`): run folder.
         seed (`int`, *optional*, defaults to 42): RQ-VAE seed.
+        train (`datasets.Dataset`, *optional*): the training rows (`history`, `target`); needed only for the
+            collaborative vectors. Never pass validation or test rows: their targets would leak into the IDs.
 
     Returns:
         `(tokenizer, info)`: the [`SemanticIDTokenizer`] and a dict of timings and statistics.
@@ -91,10 +96,40 @@ def build_semantic_ids(
     info["encoder"] = str(encoder)
     info["embedding_dim"] = int(embeddings.shape[1])
     info["embedding_seconds"] = time.time() - started
+    collaborative_dim = semantic_args.collaborative_dim
+    if collaborative_dim:
+        if train is None:
+            raise ValueError("collaborative_dim > 0 needs the training rows (train=) to build the collaborative vectors")
+        from hf_tiger.data import collaborative_item_embeddings, combine_item_embeddings
+
+        started = time.time()
+        vectors = collaborative_item_embeddings(
+            train["history"],
+            train["target"],
+            list(items["item_id"]),
+            dim=collaborative_dim,
+            window=semantic_args.collaborative_window,
+            seed=seed,
+        )
+        embeddings = torch.from_numpy(
+            combine_item_embeddings(embeddings.numpy(), vectors, weight=semantic_args.collaborative_weight)
+        )
+        info["collaborative"] = {
+            "dim": collaborative_dim,
+            "window": semantic_args.collaborative_window,
+            "weight": semantic_args.collaborative_weight,
+            "items_without_pairs": int((np.abs(vectors).sum(axis=1) == 0).sum()),
+            "seconds": time.time() - started,
+        }
 
     started = time.time()
     if semantic_args.rqvae_name_or_path:
         rqvae = RQVAEModel.from_pretrained(semantic_args.rqvae_name_or_path)
+        if rqvae.config.collaborative_dim != collaborative_dim:
+            raise ValueError(
+                f"the RQ-VAE at {semantic_args.rqvae_name_or_path} codes {rqvae.config.collaborative_dim} "
+                f"collaborative dimensions but collaborative_dim={collaborative_dim}"
+            )
         info["rqvae"] = {"loaded_from": semantic_args.rqvae_name_or_path}
     else:
         rqvae_config = {
@@ -104,6 +139,7 @@ def build_semantic_ids(
             "hidden_dims": list(semantic_args.rqvae_hidden_dims),
             "quantizer": semantic_args.rqvae_quantizer,
             "standardize_inputs": semantic_args.rqvae_standardize_inputs,
+            "collaborative_dim": collaborative_dim,
         }
         rqvae, rqvae_metrics = train_rqvae(
             embeddings,
@@ -168,7 +204,14 @@ def prepare_tokenizer(
         from hf_tiger.data import load_items
 
         items = load_items(data_args.dataset, data_dir=data_args.data_dir)
-    return build_semantic_ids(items, semantic_args, data_args, training_args.output_dir, seed=training_args.seed)
+    train = None
+    if semantic_args.collaborative_dim:
+        from hf_tiger.data import load_sequences
+
+        train = load_sequences(data_args.dataset, data_dir=data_args.data_dir, max_history=data_args.max_history)["train"]
+    return build_semantic_ids(
+        items, semantic_args, data_args, training_args.output_dir, seed=training_args.seed, train=train
+    )
 
 
 def sample_recommendations(

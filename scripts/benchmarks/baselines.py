@@ -22,6 +22,11 @@ each such model by whether the row's (last item -> target) pair occurs in the tr
 `--train_sample` training rows, grouped by how often the row's pair occurs in training
 (`hf_tiger.baselines.recall_by_transition_count`): how much of its own training data each model has fitted. On
 CPU that takes a few minutes per split for Beauty.
+
+`--neighbours text collaborative` adds `ItemNeighboursRecommender` rows: the items nearest to the history's last
+item by their item-text embeddings (the stage-1 encoder, `--encoder_name_or_path`, default the offline MiniLM) and
+by collaborative vectors of the training rows (`hf_tiger.data.collaborative_item_embeddings`), with the seen/unseen
+split: how much of the next item lies in item similarity alone.
 """
 
 from __future__ import annotations
@@ -80,6 +85,17 @@ class BaselineArguments:
         metadata={"help": "For --tiger_models: training rows scored for the fit table (0: none)."},
     )
     seed: int = field(default=0, metadata={"help": "Seed of the training-row sample."})
+    neighbours: list[str] = field(
+        default_factory=list,
+        metadata={"help": "Nearest-neighbour rows of the last item: text and/or collaborative (see the docstring)."},
+    )
+    encoder_name_or_path: str | None = field(
+        default=None, metadata={"help": "For --neighbours text: the sentence encoder (default: stage 1's default)."}
+    )
+    collaborative_dim: int = field(default=64, metadata={"help": "For --neighbours collaborative: vector width."})
+    collaborative_window: int = field(
+        default=3, metadata={"help": "For --neighbours collaborative: largest distance of a counted item pair."}
+    )
     interpolations: list[float] = field(
         default_factory=lambda: [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9],
         metadata={
@@ -152,7 +168,38 @@ def _score_tiger_model(path: str, splits, train_sample, transitions, args: Basel
     return row
 
 
+def _neighbour_vectors(kind: str, splits, args: BaselineArguments):
+    from hf_tiger.data import collaborative_item_embeddings, default_encoder, embed_items, load_items
+
+    items = load_items(args.dataset, data_dir=args.data_dir)
+    item_ids = list(items["item_id"])
+    if kind == "text":
+        return embed_items(items, args.encoder_name_or_path or default_encoder()), item_ids
+    train = splits["train"]
+    vectors = collaborative_item_embeddings(
+        train["history"], train["target"], item_ids, dim=args.collaborative_dim, window=args.collaborative_window
+    )
+    return vectors, item_ids
+
+
+def _neighbour_row(kind: str, splits, transitions, args: BaselineArguments) -> dict:
+    from hf_tiger.baselines import ItemNeighboursRecommender
+
+    vectors, item_ids = _neighbour_vectors(kind, splits, args)
+    recommender = ItemNeighboursRecommender(vectors, item_ids).fit(splits["train"])
+    name = {"text": "last-item text neighbours", "collaborative": "last-item collaborative neighbours"}[kind]
+    row = {"model": name, "by_transition": {}}
+    for split in ("validation", "test"):
+        row[split] = evaluate_recommender(recommender, splits[split])
+        ranked = recommender.recommend(splits[split]["history"], k=10)
+        row["by_transition"][split] = recall_by_seen_transition(ranked, splits[split], transitions, k=10)
+    return row
+
+
 def run(args: BaselineArguments) -> list[dict]:
+    unknown = sorted(set(args.neighbours) - {"text", "collaborative"})
+    if unknown:
+        raise ValueError(f"--neighbours takes text and/or collaborative, got {unknown}")
     started = time.time()
     splits = load_sequences(args.dataset, data_dir=args.data_dir, max_history=args.max_history)
     rows = []
@@ -201,6 +248,8 @@ def run(args: BaselineArguments) -> list[dict]:
         next(r for r in rows if r["model"] == "last-item transitions")["training_fit"] = _training_fit(
             ranked, train_sample, transitions
         )
+    for kind in args.neighbours:
+        rows.append(_neighbour_row(kind, splits, transitions, args))
     for path in args.tiger_models:
         rows.append(_score_tiger_model(path, splits, train_sample, transitions, args))
     if args.dataset in PAPER_TEST:

@@ -43,6 +43,10 @@ class RQVAEConfig(PretrainedConfig):
             Standardize every input dimension to zero mean and unit variance (after the L2 normalization, if any)
             with the statistics of the training embeddings, stored in the model (`input_mean`, `input_std`), and
             reconstruct the standardized vectors (cornac's TIGER does this).
+        collaborative_dim (`int`, *optional*, defaults to 0):
+            How many of the `input_dim` input dimensions are collaborative item vectors appended to the text
+            embedding (`hf_tiger.data.combine_item_embeddings`); 0 for text only. Recorded so that cold start can
+            give a new item, which has no interactions yet, its unit-length text embedding and zeros there.
         beta (`float`, *optional*, defaults to 0.25):
             Weight of the commitment term `||r - sg(e)||^2`.
         codebook_loss_weight (`float`, *optional*, defaults to 1.0):
@@ -105,6 +109,7 @@ class RQVAEConfig(PretrainedConfig):
         dropout: float = 0.0,
         normalize_inputs: bool = False,
         standardize_inputs: bool = False,
+        collaborative_dim: int = 0,
         beta: float = 0.25,
         codebook_loss_weight: float = 1.0,
         reconstruction_loss: str = "mse",
@@ -132,6 +137,7 @@ class RQVAEConfig(PretrainedConfig):
         self.dropout = dropout
         self.normalize_inputs = normalize_inputs
         self.standardize_inputs = standardize_inputs
+        self.collaborative_dim = collaborative_dim
         self.beta = beta
         self.codebook_loss_weight = codebook_loss_weight
         self.reconstruction_loss = reconstruction_loss
@@ -184,6 +190,15 @@ class RQVAEConfig(PretrainedConfig):
             )
         if self.gumbel_anneal_steps < 1:
             raise ValueError(f"RQVAEConfig.gumbel_anneal_steps must be >= 1, got {self.gumbel_anneal_steps}")
+        if (
+            isinstance(self.collaborative_dim, bool)
+            or not isinstance(self.collaborative_dim, int)
+            or not 0 <= self.collaborative_dim < self.input_dim
+        ):
+            raise ValueError(
+                f"RQVAEConfig.collaborative_dim must be an integer in [0, input_dim={self.input_dim}), "
+                f"got {self.collaborative_dim!r}"
+            )
         if self.initializer_range <= 0:
             raise ValueError(f"RQVAEConfig.initializer_range must be > 0, got {self.initializer_range}")
 
