@@ -120,6 +120,17 @@ class PopularityRecommender:
         self._check(k)
         return self._ranking[:k]
 
+    def _fill_with_popular(self, ranked: list[Hashable], k: int) -> list[Hashable]:
+        """`ranked` filled up to `k` items with the most popular items not already in it (in place; returned)."""
+        if len(ranked) < k:
+            listed = set(ranked)
+            for item in self._ranking:
+                if item not in listed:
+                    ranked.append(item)
+                    if len(ranked) == k:
+                        break
+        return ranked
+
     def _catalogue_size(self, targets: Sequence[Hashable], num_items: int | None) -> int:
         known = set(self._first_seen).union(targets)
         if num_items is None:
@@ -240,14 +251,7 @@ class LastItemTransitionRecommender(PopularityRecommender):
     def recommend_one(self, history: Sequence[Hashable], k: int = 10) -> list[Hashable]:
         self._check(k)
         ranked = list(self._successors.get(history[-1], ())[:k]) if len(history) else []
-        if len(ranked) < k:
-            listed = set(ranked)
-            for item in self._ranking:
-                if item not in listed:
-                    ranked.append(item)
-                    if len(ranked) == k:
-                        break
-        return ranked
+        return self._fill_with_popular(ranked, k)
 
 
 class ItemNeighboursRecommender(PopularityRecommender):
@@ -307,15 +311,7 @@ class ItemNeighboursRecommender(PopularityRecommender):
                 ranked[i] = [
                     self.item_ids[c] for c in candidates[order] if np.isfinite(similarity[position, c])
                 ]
-        for items in ranked:
-            if len(items) < k:
-                listed = set(items)
-                for item in self._ranking:
-                    if item not in listed:
-                        items.append(item)
-                        if len(items) == k:
-                            break
-        return ranked
+        return [self._fill_with_popular(items, k) for items in ranked]
 
 
 def evaluate_recommender(

@@ -179,7 +179,7 @@ def add_items(
         raise ValueError(
             f"embeddings must have shape ({len(item_ids)}, {rqvae.config.input_dim}), got {tuple(embeddings.shape)}"
         )
-    collaborative_dim = int(getattr(rqvae.config, "collaborative_dim", 0))
+    collaborative_dim = rqvae.config.collaborative_dim
     text_dim = rqvae.config.input_dim - collaborative_dim
     if collaborative_dim and embeddings.shape[1] == text_dim:
         # a new item has no interactions: its text embedding (unit length, as in stage 1) and zero collaborative part
