@@ -72,6 +72,9 @@ def test_pipeline_then_evaluate_and_recommend_scripts(shared_data_dir, tmp_path)
     assert (out / "tokenizer" / "tokenizer_config.json").exists() and (out / "rqvae" / "config.json").exists()
     rqvae_config = json.loads((out / "rqvae" / "config.json").read_text())
     assert rqvae_config["standardize_inputs"] is True  # --rqvae_standardize_inputs reaches the RQ-VAE
+    # the demo config's collaborative vectors (64-d) are appended to the 384-d MiniLM text embeddings
+    assert rqvae_config["collaborative_dim"] == 64 and rqvae_config["input_dim"] == 384 + 64
+    assert saved["config"]["stage1"]["collaborative"]["dim"] == 64
     from safetensors import safe_open
 
     with safe_open(str(out / "rqvae" / "model.safetensors"), "pt") as weights:
