@@ -44,10 +44,11 @@ def test_encoder_comparison_table(shared_data_dir, tmp_path, capsys, monkeypatch
     printed = capsys.readouterr().out
     (row,) = rows
     assert row["encoder"] == "minilm" and row["embedding_dim"] == 384
+    assert row["collaborative_dim"] == 64  # the demo config appends collaborative vectors to the text embeddings
     assert row["codes"]["num_items"] == 1682 and len(row["codes"]["codes_used"]) == 3
     assert all(1 <= used <= 16 for used in row["codes"]["codes_used"])
     assert row["final"]["examples_seen"] == 16 and row["validation_rows"] == 20
-    assert "| minilm | 384 |" in printed and "| last-item transitions |" in printed
+    assert "| minilm | 384 + 64 collab. |" in printed and "| last-item transitions |" in printed
     assert json.loads((tmp_path / "enc" / "encoders.json").read_text())[0]["encoder"] == "minilm"
     # --reuse takes the recipe from that curve folder instead of training again
     again = script.main([*args, "--reuse", f"minilm={tmp_path / 'enc' / 'minilm'}"])

@@ -11,7 +11,8 @@ For every encoder (an offline preset of `hf_tiger.data.ENCODER_PRESETS`, a Hub i
 with the base config (item text -> embeddings -> RQ-VAE -> semantic IDs) and one recipe is trained on it at the
 same budget by `learning_curve.py` (`OUTPUT_DIR/<encoder>/curves.json`; an existing one with the same settings is
 reused, and `--reuse ENCODER=CURVE_DIR` takes the recipe from an earlier learning-curve run instead). The table
-shows, per encoder: embedding width, codes used per RQ-VAE level, the share of items whose codes are unique before
+shows, per encoder: embedding width (plus the collaborative vectors' when the base
+config appends them), codes used per RQ-VAE level, the share of items whose codes are unique before
 the collision level, the largest collision group, and validation Recall@10 / NDCG@10 (all, seen, unseen rows) with
 examples seen and training seconds, beside the count baselines on the same rows.
 """
@@ -109,15 +110,23 @@ def run_encoder(encoder: str, args: EncoderArguments, reused: dict[str, str]) ->
     if recipe is None:
         raise ValueError(f"the curves of {encoder} hold no recipe {args.recipe!r}")
     rqvae_config = json.loads((Path(tokenizer_dir).parent / "rqvae" / "config.json").read_text(encoding="utf-8"))
+    collaborative_dim = rqvae_config.get("collaborative_dim", 0)  # appended to the text embeddings, not the encoder's
     return {
         "encoder": encoder,
-        "embedding_dim": rqvae_config["input_dim"],
+        "embedding_dim": rqvae_config["input_dim"] - collaborative_dim,
+        "collaborative_dim": collaborative_dim,
         "codes": code_usage(SemanticIDTokenizer.from_pretrained(tokenizer_dir)),
         "final": recipe["points"][-1],
         "validation_rows": curves["validation_rows"],
         "baselines": curves["baselines"],
         "machine": curves["machine"],
     }
+
+
+def width(row: dict[str, Any]) -> str:
+    """The encoder's width, plus the collaborative vectors' when the base config appends them."""
+    collaborative = row.get("collaborative_dim", 0)
+    return f"{row['embedding_dim']} + {collaborative} collab." if collaborative else str(row["embedding_dim"])
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:
@@ -132,7 +141,7 @@ def print_table(rows: list[dict[str, Any]]) -> None:
     for row in rows:
         codes, final, v = row["codes"], row["final"], row["final"]["validation"]
         print(
-            f"| {row['encoder']} | {row['embedding_dim']} | {' / '.join(map(str, codes['codes_used']))} "
+            f"| {row['encoder']} | {width(row)} | {' / '.join(map(str, codes['codes_used']))} "
             f"| {codes['unique_share']:.1%} "
             f"| {codes['largest_collision_group']} | {final['examples_seen']:,} | {final['train_seconds']:.0f} "
             f"| {v['recall@10']:.4f} | {v['ndcg@10']:.4f} | {v['seen_recall@10']:.4f} "
