@@ -180,7 +180,7 @@ def add_items(
             f"embeddings must have shape ({len(item_ids)}, {rqvae.config.input_dim}), got {tuple(embeddings.shape)}"
         )
     collaborative_dim = rqvae.config.collaborative_dim
-    text_dim = rqvae.config.input_dim - collaborative_dim
+    text_dim = rqvae.config.text_dim
     if collaborative_dim and embeddings.shape[1] == text_dim:
         # a new item has no interactions: its text embedding (unit length, as in stage 1) and zero collaborative part
         from hf_tiger.data import combine_item_embeddings

@@ -226,7 +226,7 @@ class TigerRecommender:
             "sentence_encoder": self.sentence_encoder,
             # the sentence encoder's width (the RQ-VAE appends its collaborative dimensions itself at cold start)
             "embedding_dim": (
-                int(self.rqvae.config.input_dim - self.rqvae.config.collaborative_dim)
+                self.rqvae.config.text_dim
                 if self.rqvae is not None
                 else None
             ),

@@ -33,7 +33,7 @@ from transformers import HfArgumentParser
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import learning_curve  # noqa: E402
 
-from hf_tiger import SemanticIDTokenizer  # noqa: E402
+from hf_tiger import RQVAEConfig, SemanticIDTokenizer  # noqa: E402
 from hf_tiger.training import load_config_file  # noqa: E402
 
 
@@ -109,12 +109,11 @@ def run_encoder(encoder: str, args: EncoderArguments, reused: dict[str, str]) ->
     recipe = next((r for r in curves["recipes"] if r["recipe"] == args.recipe), None)
     if recipe is None:
         raise ValueError(f"the curves of {encoder} hold no recipe {args.recipe!r}")
-    rqvae_config = json.loads((Path(tokenizer_dir).parent / "rqvae" / "config.json").read_text(encoding="utf-8"))
-    collaborative_dim = rqvae_config.get("collaborative_dim", 0)  # appended to the text embeddings, not the encoder's
+    rqvae_config = RQVAEConfig.from_pretrained(Path(tokenizer_dir).parent / "rqvae")
     return {
         "encoder": encoder,
-        "embedding_dim": rqvae_config["input_dim"] - collaborative_dim,
-        "collaborative_dim": collaborative_dim,
+        "embedding_dim": rqvae_config.text_dim,
+        "collaborative_dim": rqvae_config.collaborative_dim,  # appended to the text embeddings, not the encoder's
         "codes": code_usage(SemanticIDTokenizer.from_pretrained(tokenizer_dir)),
         "final": recipe["points"][-1],
         "validation_rows": curves["validation_rows"],
@@ -125,7 +124,7 @@ def run_encoder(encoder: str, args: EncoderArguments, reused: dict[str, str]) ->
 
 def width(row: dict[str, Any]) -> str:
     """The encoder's width, plus the collaborative vectors' when the base config appends them."""
-    collaborative = row.get("collaborative_dim", 0)
+    collaborative = row["collaborative_dim"]
     return f"{row['embedding_dim']} + {collaborative} collab." if collaborative else str(row["embedding_dim"])
 
 

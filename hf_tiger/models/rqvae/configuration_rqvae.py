@@ -155,6 +155,11 @@ class RQVAEConfig(PretrainedConfig):
         super().__init__(**kwargs)
         self._validate()
 
+    @property
+    def text_dim(self) -> int:
+        """Width of the sentence-encoder embedding: the input dimensions before the collaborative ones."""
+        return self.input_dim - self.collaborative_dim
+
     def _validate(self) -> None:
         for name in ("input_dim", "latent_dim", "codebook_size", "num_levels", "kmeans_iters"):
             value = getattr(self, name)
